@@ -1,0 +1,4 @@
+from analyzers.guards import GuardAnalyzer
+from analyzers.pnl import PnLAnalyzer
+
+__all__ = ["GuardAnalyzer", "PnLAnalyzer"]

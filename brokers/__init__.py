@@ -1,0 +1,1 @@
+"""Broker-side Backtrader pieces: commission schemes (and, later, live brokers)."""

@@ -1,0 +1,1 @@
+"""Market data sources and the Backtrader feeds that carry them."""

@@ -1,0 +1,5 @@
+"""Errors for bad market data: the message names the file, the row and the problem."""
+
+
+class DataError(ValueError):
+    pass

@@ -1,0 +1,3 @@
+from sizers.hedge import HedgeSizer
+
+__all__ = ["HedgeSizer"]

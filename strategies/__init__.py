@@ -1,0 +1,3 @@
+from strategies.gamma_scalping import GammaScalping
+
+__all__ = ["GammaScalping"]

@@ -1,0 +1,276 @@
+"""GammaScalping: delta-hedge a long near-ATM straddle with the underlying.
+
+A plain Backtrader strategy: drop it into any Cerebro whose first data is the
+underlying (a feed with close, and bid/ask lines if it has them) and whose other datas
+are ``feeds.arrays.OptionData``-like option feeds (lines strike, expiry as a date
+ordinal, right +1/-1, bid, ask, close = mid; greeks lines optional). Time comes only
+from the data. Each bar: find the legs that count (DTE window, ATM band), net delta and
+gamma in shares, classify the state (bifrost.states), and when the gate passes ask the
+sizer and the guards for the order that brings net delta to zero.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+
+import backtrader as bt
+
+from analyzers.guards import GuardAnalyzer
+from bifrost import states, structure
+from bifrost.guards import outside_trading_hours
+from bifrost.pricing import bs_greeks, implied_vol
+from bifrost.states import D, State
+from sizers.hedge import HedgeSizer
+
+log = logging.getLogger("bifrost.strategy")
+
+_LIVE_OK = (bt.feed.DataBase.LIVE, bt.feed.DataBase.DELAYED)
+_LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED)
+
+
+class GammaScalping(bt.Strategy):
+    params = (
+        # which legs count (gates.strategy.structure)
+        ("min_dte", 21), ("max_dte", 35), ("atm_band_pct", 0.03),
+        # structure management: buy and roll the straddle (backtest) or only hedge
+        ("manage_structure", True), ("contracts", 10),
+        # delta state (gates.state.delta)
+        ("epsilon_band", 10.0), ("threshold_hedge_shares", 25.0), ("max_delta_limit", 500.0),
+        # market, liquidity, system, execution states
+        ("vol_window_min", 5), ("stale_ts_threshold_ms", 5000), ("gap_pct", 1.0),
+        ("wide_spread_pct", 0.1), ("extreme_spread_pct", 0.5),
+        ("data_lag_threshold_ms", 1000), ("error_retry_seconds", 60.0),
+        # pricing when a feed brings no greeks
+        ("risk_free_rate", 0.05), ("volatility", 0.35),
+        # guards (bifrost.guards.GuardLimits); None = the reference defaults
+        ("guard_limits", None),
+        ("order_ref", "bifrost-gamma"),
+    )
+
+    def __init__(self):
+        self.stock = self.datas[0]
+        self.options = [d for d in self.datas[1:] if hasattr(d.lines, "strike")]
+        self._addanalyzer(GuardAnalyzer, _name="guards", limits=self.p.guard_limits)
+        self.guards = self.analyzers.getbyname("guards")
+        self.hedge_need = 0.0
+        self.state: State | None = None
+        self.net_delta = math.nan
+        self.net_gamma = 0.0
+        self.leg_greeks = {}          # data -> (delta, gamma, vega, theta, iv) this bar
+        self._working = {}             # live orders of ours: ref -> order
+        self._partial = False
+        self._broker_error_s = None
+        self._down = set()            # feeds reporting CONNBROKEN/DISCONNECTED
+        self._held = {}               # option data -> contract it held when filled
+        self._returns = deque()       # (seconds, log return) inside the vol window
+        self._prev_spot = None
+
+    def start(self):
+        if not isinstance(self.getsizer(), HedgeSizer):
+            # the default fixed-stake sizer would hedge 1 share: use ours with defaults
+            self.setsizer(HedgeSizer())
+
+    def prenext(self):
+        # option feeds may start later or end earlier than the stock: run anyway
+        self.next()
+
+    # -- notifications ---------------------------------------------------------------
+    def notify_data(self, data, status, *args, **kwargs):
+        if status in _LIVE_DOWN:
+            self._down.add(data)
+        elif status in _LIVE_OK:
+            self._down.discard(data)
+
+    def notify_order(self, order):
+        if order.status in (order.Submitted, order.Accepted):
+            return
+        if order.status == order.Partial:
+            self._partial = True
+            return
+        self._working.pop(order.ref, None)
+        self._partial = False
+        if order.status in (order.Rejected, order.Margin):
+            self._broker_error_s = self.stock.datetime[0] * 86400.0
+            log.warning("order %s %s on %s", order.ref, order.getstatusname(), order.data._name)
+        if order.status == order.Completed and order.data in self.options:
+            d = order.data
+            self._held[d] = (d.strike[0], d.expiry[0], d.right[0])
+
+    # -- the decision ----------------------------------------------------------------
+    def next(self):
+        stock = self.stock
+        if not len(stock):
+            return
+        now_num = stock.datetime[0]
+        now_s = now_num * 86400.0
+        today = int(now_num)
+        spot = stock.close[0]
+        self.guards.observe(now_num)
+        self._track_returns(now_s, spot)
+
+        if self.p.manage_structure and not self._working:
+            if self._manage_structure(spot, today):
+                return
+
+        net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today)
+        self.net_delta, self.net_gamma = net_delta, net_gamma
+        bid, ask = self._stock_quote()
+        error = (self._broker_error_s is not None
+                 and now_s - self._broker_error_s < self.p.error_retry_seconds)
+        window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
+        iv_avg = iv_sum / n_legs if n_legs else self.p.volatility
+        st = State(
+            o=states.classify_option(n_legs, net_gamma),
+            d=states.classify_delta(net_delta, self.p.epsilon_band, self.p.threshold_hedge_shares,
+                                    self.p.max_delta_limit),
+            m=states.classify_market([r for _, r in self._returns], window_years, iv_avg,
+                                     self._quote_age_ms(now_num), self.p.stale_ts_threshold_ms,
+                                     self.p.gap_pct),
+            l=states.classify_liquidity(bid, ask, self.p.wide_spread_pct, self.p.extreme_spread_pct),
+            e=states.classify_execution(not self._down, error, bool(self._working), self._partial),
+            s=states.classify_system(self.guards.risk_halt(), greeks_ok,
+                                     self._quote_age_ms(now_num), self.p.data_lag_threshold_ms),
+        )
+        self.state = st
+        if st.d not in (D.HEDGE_NEEDED, D.FORCE_HEDGE) and st.d is not D.INVALID:
+            return                                   # nothing to do: no refusal to record
+        now = stock.datetime.datetime(0)
+        reason = states.gate_block(st)
+        if reason is not None:
+            self.guards.record_block(now, reason, st.code(), net_delta)
+            return
+        self.hedge_need = -net_delta
+        isbuy = self.hedge_need > 0
+        qty = self.getsizing(stock, isbuy=isbuy)
+        if qty <= 0:
+            self.guards.record_block(now, self.getsizer().last_reason or "below_min_hedge",
+                                     st.code(), net_delta)
+            return
+        size = qty if isbuy else -qty
+        position = self.getposition(stock).size
+        force = st.d is D.FORCE_HEDGE
+        reason = self.guards.refusal(now, now_s, spot, size, position, net_delta,
+                                     states.spread_pct(bid, ask), force)
+        if reason is not None:
+            self.guards.record_block(now, reason, st.code(), net_delta)
+            return
+        order = (self.buy if isbuy else self.sell)(data=stock, size=qty)
+        if order is not None:
+            order.addinfo(orderRef=self.p.order_ref, purpose="hedge")
+            self._working[order.ref] = order
+        self.guards.hedge_sent(order, now, now_s, spot, size, net_delta, st.code(), force)
+        log.info("%s hedge %+d shares at %.2f: net delta %.1f, %s%s", now, size, spot,
+                 net_delta, st.code(), " (force)" if force else "")
+
+    # -- pieces ----------------------------------------------------------------------
+    def _stock_quote(self):
+        lines = self.stock.lines
+        if hasattr(lines, "bid"):
+            return self.stock.bid[0], self.stock.ask[0]
+        c = self.stock.close[0]
+        return c, c                                   # no quote lines: treat close as the quote
+
+    def _quote_age_ms(self, now_num: float) -> float:
+        """Age of the underlying's quote on the data's own clock (0 in a backtest; live
+        feeds stamp bars with their quote time, so a stale feed shows here)."""
+        return max(0.0, (now_num - self.stock.datetime[0]) * 86400000.0)
+
+    def _track_returns(self, now_s: float, spot: float) -> None:
+        prev = self._prev_spot
+        self._prev_spot = spot
+        if prev is None or not (prev > 0 and spot > 0):
+            return
+        ret = self._returns
+        ret.append((now_s, math.log(spot / prev)))
+        horizon = now_s - self.p.vol_window_min * 60.0
+        while ret and ret[0][0] <= horizon:
+            ret.popleft()
+
+    def _greeks(self, d, spot: float, now_num: float):
+        """(delta, gamma, vega, theta, iv) per share: the feed's when it has them, else
+        Black-Scholes on the mid with the implied vol solved from it."""
+        delta = d.delta[0]
+        if delta == delta:                            # not NaN: the feed brings greeks
+            return delta, d.gamma[0], d.vega[0], d.theta[0], d.iv[0]
+        right = int(d.right[0])
+        strike = d.strike[0]
+        tau = (d.expiry[0] + 16.0 / 24.0 - now_num) / 365.0
+        bid, ask = d.bid[0], d.ask[0]
+        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else d.close[0]
+        vol = implied_vol(right, mid, spot, strike, tau, self.p.risk_free_rate)
+        if vol != vol and self.p.volatility:
+            vol = self.p.volatility
+        g = bs_greeks(right, spot, strike, tau, vol, self.p.risk_free_rate)
+        return g[0], g[1], g[2], g[3], vol
+
+    def _net_greeks(self, spot: float, now_num: float, today: int):
+        net_delta = float(self.getposition(self.stock).size)
+        net_gamma = 0.0
+        n_legs = 0
+        ok = True
+        iv_sum = 0.0
+        p = self.p
+        self.leg_greeks = lg = {}
+        for d in self.options:
+            pos = self.getposition(d).size
+            if not pos or not len(d):
+                continue
+            held = self._held.get(d)
+            if held is not None and held != (d.strike[0], d.expiry[0], d.right[0]):
+                ok = False                            # the feed's contract changed under us
+                log.error("%s: contract changed while holding %s", d._name, pos)
+                continue
+            if not structure.leg_counts(d.strike[0], int(d.expiry[0]), spot, today,
+                                        p.min_dte, p.max_dte, p.atm_band_pct):
+                continue
+            g = self._greeks(d, spot, now_num)
+            lg[d] = g
+            delta, gamma = g[0], g[1]
+            if not (math.isfinite(delta) and math.isfinite(gamma)):
+                ok = False
+                continue
+            shares = pos * d.p.multiplier
+            net_delta += shares * delta
+            net_gamma += shares * gamma
+            iv_sum += g[4] if math.isfinite(g[4]) else 0.0
+            n_legs += 1
+        if not ok:
+            net_delta = math.nan
+        return net_delta, net_gamma, n_legs, ok, iv_sum
+
+    def _quoted(self, d) -> bool:
+        return len(d) > 0 and d.bid[0] >= 0 and d.ask[0] > 0 and d.strike[0] == d.strike[0]
+
+    def _manage_structure(self, spot: float, today: int) -> bool:
+        """Open the straddle when none is held, roll it when its DTE falls below the
+        window or its strike leaves the band. True when orders were sent this bar."""
+        p = self.p
+        held = [d for d in self.options if self.getposition(d).size]
+        if held:
+            d = held[0]
+            if not structure.needs_roll(d.strike[0], int(d.expiry[0]), spot, today,
+                                        p.min_dte, p.atm_band_pct):
+                return False
+        if self.guards.limits.trading_hours_only and outside_trading_hours(self.stock.datetime.datetime(0)):
+            return False
+        legs = {}
+        for d in self.options:
+            if self._quoted(d) and d not in held:
+                legs.setdefault((d.strike[0], int(d.expiry[0])), {})[int(d.right[0])] = d
+        pairs = [k for k, v in legs.items() if 1 in v and -1 in v]
+        choice = structure.choose_straddle(spot, today, pairs, p.min_dte, p.max_dte, p.atm_band_pct)
+        if choice is None:
+            return False
+        for d in held:
+            self._send(self.close(data=d), "roll_close")
+        for right in (1, -1):
+            self._send(self.buy(data=legs[choice][right], size=p.contracts), "open")
+        log.info("%s straddle %s %s x%d", self.stock.datetime.datetime(0), choice[0],
+                 choice[1], p.contracts)
+        return True
+
+    def _send(self, order, purpose: str) -> None:
+        if order is not None:
+            order.addinfo(orderRef=self.p.order_ref, purpose=purpose)
+            self._working[order.ref] = order
