@@ -45,7 +45,7 @@ class PnLAnalyzer(bt.Analyzer):
         self._years = 0.0
         self._iv_sum = 0.0
         self._iv_n = 0
-        self.series = {k: [] for k in ("datetime", "value", "spot", "net_delta", "option_pnl",
+        self.series = {k: [] for k in ("datetime", "value", "spot", "net_delta", "net_gamma", "option_pnl",
                                        "hedge_pnl", "costs", "gamma_pnl", "theta_pnl",
                                        "vega_pnl", "delta_pnl")}
 
@@ -126,6 +126,7 @@ class PnLAnalyzer(bt.Analyzer):
             ser["value"].append(s.broker.getvalue())
             ser["spot"].append(spot)
             ser["net_delta"].append(getattr(s, "net_delta", math.nan))
+            ser["net_gamma"].append(getattr(s, "net_gamma", 0.0))
             ser["option_pnl"].append(self.pnl["option"])
             ser["hedge_pnl"].append(self.pnl["hedge"])
             ser["costs"].append(self.charged)
