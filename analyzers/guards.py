@@ -63,6 +63,7 @@ class GuardAnalyzer(bt.Analyzer):
 
     def hedge_sent(self, order, now: dt.datetime, now_s: float, spot: float, size: int,
                    net_delta: float, state: str, force: bool) -> None:
+        undo = (self.daily_count, self.last_hedge_s, self.last_hedge_price)
         self.daily_count += 1
         self.last_hedge_s = now_s
         self.last_hedge_price = spot
@@ -72,13 +73,18 @@ class GuardAnalyzer(bt.Analyzer):
                "fill_price": None, "commission": None, "status": "Submitted"}
         self.hedges.append(rec)
         if order is not None:
-            self._hedge_by_ref[order.ref] = rec
+            self._hedge_by_ref[order.ref] = (rec, undo)
 
     def notify_order(self, order):
-        rec = self._hedge_by_ref.get(order.ref)
-        if rec is None or order.status in (order.Submitted, order.Accepted):
+        entry = self._hedge_by_ref.get(order.ref)
+        if entry is None or order.status in (order.Submitted, order.Accepted):
             return
+        rec, undo = entry
         rec["status"] = order.getstatusname()
+        if order.status in (order.Rejected, order.Margin) and not order.executed.size:
+            # nothing traded: the hedge did not happen, so it arms no cooldown, no
+            # price-move reference and no daily count (E4 holds off the retry instead)
+            self.daily_count, self.last_hedge_s, self.last_hedge_price = undo
         if order.executed.size:
             rec["fill_price"] = order.executed.price
             rec["commission"] = order.executed.comm

@@ -86,6 +86,8 @@ class PnLAnalyzer(bt.Analyzer):
         # marks at mid; P&L = change in mark minus cash paid this bar
         for d in self.cash_flow:
             pos = s.getposition(d).size
+            if not pos and not self.mark[d] and not self.cash_flow[d]:
+                continue                             # flat and untouched: nothing to book
             px = d.close[0] if len(d) else math.nan
             mark = pos * px * self.mult[d] if pos else 0.0
             if pos and mark != mark:

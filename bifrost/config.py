@@ -8,12 +8,21 @@ dotted key, the value and what was expected. Nothing runs on a bad config.
 from __future__ import annotations
 
 import copy
+import math
 import datetime as _dt
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that keeps dates as text, so validation (not PyYAML) judges them and
+    names the key: ``start: 2026-02-30`` is a config error, not a crash."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
 
 
 class ConfigError(ValueError):
@@ -203,7 +212,8 @@ def _typed(dotted: str, spec: Key, val: Any) -> Any:
             return val
         bad()
     if spec.kind == "int":
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or int(val) != val:
+        if (isinstance(val, bool) or not isinstance(val, (int, float))
+                or not math.isfinite(val) or int(val) != val):
             bad()
         val = int(val)
     elif spec.kind == "number":
@@ -283,7 +293,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     key, raw = item.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = yaml.load(raw, Loader=_Loader) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -308,7 +318,7 @@ def set_dotted(tree: dict, dotted: str, value: Any) -> None:
 def read_file(path: str | os.PathLike) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_Loader)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:

@@ -7,8 +7,8 @@ Nothing here remembers anything: every state clears as soon as its inputs do.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 
 class O(IntEnum):
@@ -149,8 +149,8 @@ def classify_system(risk_halt: bool, greeks_ok: bool, lag_ms: float, lag_thresho
     return S.OK
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
+    """One instant's (O, D, M, L, E, S); a tuple because it is built every bar."""
     o: O
     d: D
     m: M

@@ -26,7 +26,10 @@ def leg_counts(strike: float, expiry_ord: int, spot: float, today_ord: int,
 
 def needs_roll(strike: float, expiry_ord: int, spot: float, today_ord: int,
                min_dte: int, band: float) -> bool:
-    """Roll when DTE falls below the window or the strike leaves the band."""
+    """Roll when DTE falls below the window or the strike leaves the band; never on
+    an unknown spot (NaN or <= 0), which is no reason to trade."""
+    if not spot > 0:
+        return False
     return expiry_ord - today_ord < min_dte or abs(strike - spot) / spot > band
 
 
@@ -37,6 +40,8 @@ def choose_straddle(spot: float, today_ord: int, pairs, min_dte: int, max_dte: i
     spot (ties to the lower strike); None when nothing qualifies."""
     best = None
     best_key = None
+    if not spot > 0:
+        return None
     for strike, expiry_ord in pairs:
         dte = expiry_ord - today_ord
         if not (min_dte <= dte <= max_dte) or abs(strike - spot) / spot > band:

@@ -72,6 +72,13 @@ def plan_slots(dtn: np.ndarray, spot: np.ndarray, choose, min_dte: int, band: fl
             continue
         if held_pair is not None:
             held_pair["released"] = i
+        # a released pair still quoting this contract takes it back: one contract, one pair
+        again = [p for p in pairs if p["released"] is not None
+                 and (p["strike"][i], p["expiry"][i]) == new]
+        if again:
+            again[0]["released"] = None
+            held, held_pair = new, again[0]
+            continue
         free = [p for p in pairs if p is not held_pair and p["released"] is not None
                 and i - p["released"] >= SLOT_IDLE_BARS]
         pair = free[0] if free else None

@@ -113,12 +113,26 @@ def write_outputs(result: BacktestResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "result.json", "w", encoding="utf-8") as fh:
         json.dump(result.to_json(), fh, indent=2, default=str)
+    if result.series:
+        write_series(result.series, out / "series.csv")
     cols = ["datetime", "side", "shares", "decision_price", "fill_price", "commission",
             "net_delta_before", "net_delta_after", "state", "force", "status"]
     with open(out / "hedges.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         w.writerows(result.hedges)
+
+
+def write_series(series: dict, path: Path) -> None:
+    """Per-bar series as CSV; datetime written as ISO text (exchange-local)."""
+    names = list(series)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(names)
+        for row in zip(*(series[n] for n in names)):
+            row = list(row)
+            row[0] = bt.num2date(row[0]).isoformat(sep=" ")
+            w.writerow(row)
 
 
 def add_config_args(p: argparse.ArgumentParser) -> None:
@@ -147,7 +161,7 @@ def main(argv=None) -> int:
         sys.stdout.write("\n")
     else:
         print(summary_table(result.metrics))
-        print(f"\nwrote {out / 'result.json'} and {out / 'hedges.csv'} ({result.seconds:.2f} s)")
+        print(f"\nwrote result.json, hedges.csv and series.csv to {out} ({result.seconds:.2f} s)")
     return 0
 
 

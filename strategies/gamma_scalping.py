@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from typing import NamedTuple
 
 import backtrader as bt
 
@@ -24,6 +25,26 @@ from bifrost.states import D, State
 from sizers.hedge import HedgeSizer
 
 log = logging.getLogger("bifrost.strategy")
+
+def data_seconds(num: float) -> float:
+    """Seconds on the data's clock from a Backtrader date number, rounded to the
+    millisecond: day fractions carry float noise that would misfire a 60 s cooldown."""
+    return round(num * 86400000.0) / 1000.0
+
+
+class _LegLines(NamedTuple):
+    strike: object
+    expiry: object
+    right: object
+    delta: object
+    gamma: object
+    vega: object
+    theta: object
+    iv: object
+    bid: object
+    ask: object
+    close: object
+
 
 _LIVE_OK = (bt.feed.DataBase.LIVE, bt.feed.DataBase.DELAYED)
 _LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED)
@@ -67,6 +88,9 @@ class GammaScalping(bt.Strategy):
         self._prev_spot = None
 
     def start(self):
+        # line buffers looked up once: attribute access on a feed is slow per bar
+        self._leg_lines = {d: _LegLines(*(getattr(d.lines, n) for n in _LegLines._fields))
+                           for d in self.options}
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
             self.setsizer(HedgeSizer())
@@ -91,7 +115,7 @@ class GammaScalping(bt.Strategy):
         self._working.pop(order.ref, None)
         self._partial = False
         if order.status in (order.Rejected, order.Margin):
-            self._broker_error_s = self.stock.datetime[0] * 86400.0
+            self._broker_error_s = data_seconds(self.stock.datetime[0])
             log.warning("order %s %s on %s", order.ref, order.getstatusname(), order.data._name)
         if order.status == order.Completed and order.data in self.options:
             d = order.data
@@ -103,34 +127,36 @@ class GammaScalping(bt.Strategy):
         if not len(stock):
             return
         now_num = stock.datetime[0]
-        now_s = now_num * 86400.0
+        now_s = data_seconds(now_num)
         today = int(now_num)
         spot = stock.close[0]
         self.guards.observe(now_num)
         self._track_returns(now_s, spot)
 
+        held = [d for d in self.options if self.getposition(d).size]
         if self.p.manage_structure and not self._working:
-            if self._manage_structure(spot, today):
+            if self._manage_structure(spot, today, held):
                 return
 
-        net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today)
+        net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today, held)
         self.net_delta, self.net_gamma = net_delta, net_gamma
         bid, ask = self._stock_quote()
         error = (self._broker_error_s is not None
                  and now_s - self._broker_error_s < self.p.error_retry_seconds)
         window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
         iv_avg = iv_sum / n_legs if n_legs else self.p.volatility
+        age_ms = self._quote_age_ms(now_num)
         st = State(
             o=states.classify_option(n_legs, net_gamma),
             d=states.classify_delta(net_delta, self.p.epsilon_band, self.p.threshold_hedge_shares,
                                     self.p.max_delta_limit),
             m=states.classify_market([r for _, r in self._returns], window_years, iv_avg,
-                                     self._quote_age_ms(now_num), self.p.stale_ts_threshold_ms,
+                                     age_ms, self.p.stale_ts_threshold_ms,
                                      self.p.gap_pct),
             l=states.classify_liquidity(bid, ask, self.p.wide_spread_pct, self.p.extreme_spread_pct),
             e=states.classify_execution(not self._down, error, bool(self._working), self._partial),
             s=states.classify_system(self.guards.risk_halt(), greeks_ok,
-                                     self._quote_age_ms(now_num), self.p.data_lag_threshold_ms),
+                                     age_ms, self.p.data_lag_threshold_ms),
         )
         self.state = st
         if st.d not in (D.HEDGE_NEEDED, D.FORCE_HEDGE) and st.d is not D.INVALID:
@@ -190,21 +216,22 @@ class GammaScalping(bt.Strategy):
     def _greeks(self, d, spot: float, now_num: float):
         """(delta, gamma, vega, theta, iv) per share: the feed's when it has them, else
         Black-Scholes on the mid with the implied vol solved from it."""
-        delta = d.delta[0]
+        ln = self._leg_lines[d]
+        delta = ln.delta[0]
         if delta == delta:                            # not NaN: the feed brings greeks
-            return delta, d.gamma[0], d.vega[0], d.theta[0], d.iv[0]
-        right = int(d.right[0])
-        strike = d.strike[0]
-        tau = (d.expiry[0] + 16.0 / 24.0 - now_num) / 365.0
-        bid, ask = d.bid[0], d.ask[0]
-        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else d.close[0]
+            return delta, ln.gamma[0], ln.vega[0], ln.theta[0], ln.iv[0]
+        right = int(ln.right[0])
+        strike = ln.strike[0]
+        tau = (ln.expiry[0] + 16.0 / 24.0 - now_num) / 365.0
+        bid, ask = ln.bid[0], ln.ask[0]
+        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else ln.close[0]
         vol = implied_vol(right, mid, spot, strike, tau, self.p.risk_free_rate)
         if vol != vol and self.p.volatility:
             vol = self.p.volatility
         g = bs_greeks(right, spot, strike, tau, vol, self.p.risk_free_rate)
         return g[0], g[1], g[2], g[3], vol
 
-    def _net_greeks(self, spot: float, now_num: float, today: int):
+    def _net_greeks(self, spot: float, now_num: float, today: int, held: list):
         net_delta = float(self.getposition(self.stock).size)
         net_gamma = 0.0
         n_legs = 0
@@ -212,16 +239,18 @@ class GammaScalping(bt.Strategy):
         iv_sum = 0.0
         p = self.p
         self.leg_greeks = lg = {}
-        for d in self.options:
+        for d in held:
             pos = self.getposition(d).size
-            if not pos or not len(d):
+            if not len(d):
                 continue
-            held = self._held.get(d)
-            if held is not None and held != (d.strike[0], d.expiry[0], d.right[0]):
+            ln = self._leg_lines[d]
+            strike, expiry = ln.strike[0], ln.expiry[0]
+            contract = self._held.get(d)
+            if contract is not None and contract != (strike, expiry, ln.right[0]):
                 ok = False                            # the feed's contract changed under us
                 log.error("%s: contract changed while holding %s", d._name, pos)
                 continue
-            if not structure.leg_counts(d.strike[0], int(d.expiry[0]), spot, today,
+            if not structure.leg_counts(strike, int(expiry), spot, today,
                                         p.min_dte, p.max_dte, p.atm_band_pct):
                 continue
             g = self._greeks(d, spot, now_num)
@@ -242,11 +271,12 @@ class GammaScalping(bt.Strategy):
     def _quoted(self, d) -> bool:
         return len(d) > 0 and d.bid[0] >= 0 and d.ask[0] > 0 and d.strike[0] == d.strike[0]
 
-    def _manage_structure(self, spot: float, today: int) -> bool:
+    def _manage_structure(self, spot: float, today: int, held: list) -> bool:
         """Open the straddle when none is held, roll it when its DTE falls below the
         window or its strike leaves the band. True when orders were sent this bar."""
         p = self.p
-        held = [d for d in self.options if self.getposition(d).size]
+        if not (spot > 0):
+            return False                              # no valid spot: no structure decision
         if held:
             d = held[0]
             if not structure.needs_roll(d.strike[0], int(d.expiry[0]), spot, today,
