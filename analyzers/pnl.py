@@ -47,7 +47,7 @@ class PnLAnalyzer(bt.Analyzer):
         self._iv_n = 0
         self.series = {k: [] for k in ("datetime", "value", "spot", "net_delta", "net_gamma", "option_pnl",
                                        "hedge_pnl", "costs", "gamma_pnl", "theta_pnl",
-                                       "vega_pnl", "delta_pnl")}
+                                       "vega_pnl", "delta_pnl", "implied_vol")}
 
     def notify_order(self, order):
         if not order.executed.size:
@@ -98,11 +98,15 @@ class PnLAnalyzer(bt.Analyzer):
             self.pnl["hedge" if d is stock else "option"] += change
         legs = {}
         greeks = getattr(s, "leg_greeks", {})
+        iv_bar, iv_n = 0.0, 0
         for d, g in greeks.items():
             legs[d] = (s.getposition(d).size * self.mult[d], g)
             if math.isfinite(g[4]):
-                self._iv_sum += g[4]
-                self._iv_n += 1
+                iv_bar += g[4]
+                iv_n += 1
+        if iv_n:
+            self._iv_sum += iv_bar / iv_n
+            self._iv_n += 1
         prev = self._prev
         if prev is not None:
             pnow, pspot, plegs = prev
@@ -136,6 +140,7 @@ class PnLAnalyzer(bt.Analyzer):
             ser["theta_pnl"].append(self.attr["theta"])
             ser["vega_pnl"].append(self.attr["vega"])
             ser["delta_pnl"].append(self.attr["delta"])
+            ser["implied_vol"].append(iv_bar / iv_n if iv_n else math.nan)
 
     def get_analysis(self):
         s = self.strategy
