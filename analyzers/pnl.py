@@ -41,6 +41,10 @@ class PnLAnalyzer(bt.Analyzer):
         self.shares_traded = 0.0
         self.option_contracts_traded = 0.0
         self._prev = None                 # (now_num, spot, {data: (pos, greeks, iv)})
+        self._daily = [self.start_value]  # value at each day's last bar, after the start
+        self._day = None
+        self._peak = self.start_value
+        self._dd = (0.0, 0.0)             # max drawdown in dollars and percent of the peak
         self._sumsq = 0.0
         self._years = 0.0
         self._iv_sum = 0.0
@@ -126,10 +130,21 @@ class PnLAnalyzer(bt.Analyzer):
                 if math.isfinite(iv_now) and math.isfinite(g[4]):
                     a["vega"] += shares * g[2] * (iv_now - g[4])
         self._prev = (now, spot, legs)
+        value = s.broker.getvalue()
+        day = int(now)
+        if day != self._day:
+            self._daily.append(value)
+            self._day = day
+        else:
+            self._daily[-1] = value
+        if value > self._peak:
+            self._peak = value
+        elif self._peak - value > self._dd[0]:
+            self._dd = (self._peak - value, (self._peak - value) / self._peak * 100.0)
         if self.p.keep_series:
             ser = self.series
             ser["datetime"].append(now)
-            ser["value"].append(s.broker.getvalue())
+            ser["value"].append(value)
             ser["spot"].append(spot)
             ser["net_delta"].append(getattr(s, "net_delta", math.nan))
             ser["net_gamma"].append(getattr(s, "net_gamma", 0.0))
@@ -148,14 +163,14 @@ class PnLAnalyzer(bt.Analyzer):
         costs = self._costs()
         cost_total = sum(costs.values())
         total = end_value - self.start_value
-        daily = self._daily_values()
+        daily = self._daily
         sharpe = None
         if len(daily) > 2:
             rets = np.diff(daily) / self.start_value
             sd = rets.std(ddof=1)
             if sd > 0:
                 sharpe = float(rets.mean() / sd * math.sqrt(252.0))
-        dd, dd_pct = self._max_drawdown()
+        dd, dd_pct = self._dd
         guards = s.analyzers.getbyname("guards").get_analysis() if hasattr(s, "guards") else {}
         return {
             "total_pnl": total,
@@ -176,23 +191,3 @@ class PnLAnalyzer(bt.Analyzer):
             "start_value": self.start_value,
             "end_value": end_value,
         }
-
-    def _daily_values(self) -> list[float]:
-        ser = self.series
-        out = [self.start_value]
-        last_day = None
-        for t, v in zip(ser["datetime"], ser["value"]):
-            day = int(t)
-            if day != last_day:
-                out.append(v)
-                last_day = day
-            else:
-                out[-1] = v
-        return out
-
-    def _max_drawdown(self) -> tuple[float, float]:
-        v = np.asarray(self.series["value"] or [self.start_value], dtype=float)
-        peak = np.maximum.accumulate(v)
-        dd = peak - v
-        i = int(dd.argmax())
-        return float(dd[i]), float(dd[i] / peak[i] * 100.0) if peak[i] else 0.0

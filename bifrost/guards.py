@@ -136,3 +136,16 @@ def hedge_size(need: float, position: float, min_shares: int, max_per_order: int
     if qty < min_shares:
         return 0, "below_min_hedge"
     return sign * qty, None
+
+
+# Every reason a hedge can be refused, for fixed result columns (sweeps) and reports:
+# the state gate's (bifrost.states.gate_block), the sizer's, then the guards'.
+GATE_REASONS = ("delta_invalid", "system_greeks_bad", "system_data_lag", "system_risk_halt",
+                "no_option_position", "execution_order_working", "execution_partial_fill",
+                "execution_disconnected", "execution_broker_error", "liquidity_extreme_wide",
+                "liquidity_no_quote")
+SIZER_REASONS = ("below_min_hedge", "max_position", "side_mismatch")
+GUARD_REASONS = ("circuit_breaker", "outside_rth", "earnings_blackout", "cooldown",
+                 "max_daily_hedge_count", "max_position", "max_net_delta", "spread_too_wide",
+                 "min_price_move")
+BLOCK_REASONS = tuple(dict.fromkeys(GATE_REASONS + SIZER_REASONS + GUARD_REASONS))
