@@ -14,11 +14,13 @@ positions, cash and broker value stay exact.
 """
 from __future__ import annotations
 
+import datetime as _dt
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bifrost import structure
+from bifrost.guards import outside_trading_hours
 from bifrost.pricing import bs_arrays
 
 SLOT_IDLE_BARS = 3
@@ -42,6 +44,12 @@ class Market:
 
     def __len__(self) -> int:
         return len(self.dt)
+
+
+def bt_datetime(num: float) -> _dt.datetime:
+    """A Backtrader date number back to a naive datetime (to the second)."""
+    day = int(num)
+    return _dt.datetime.fromordinal(day) + _dt.timedelta(seconds=round((num - day) * 86400.0))
 
 
 def stock_quote(close: np.ndarray, spread_bps: float):
@@ -101,7 +109,11 @@ def model_option_slots(dtn, spot, iv, cfg: dict) -> list[dict]:
     rate = cfg["greeks"]["risk_free_rate"]
     expiries = fridays(int(dtn[0]), int(dtn[-1]) + st["max_dte"] + 7)
 
+    rth_only = cfg["gates"]["strategy"]["trading_hours_only"]
+
     def choose(i, today):
+        if rth_only and outside_trading_hours(bt_datetime(dtn[i])):
+            return None                  # the strategy does not roll outside regular hours
         pairs = structure.listed_pairs(spot[i], today, step,
                                        [e for e in expiries if today <= e <= today + st["max_dte"]])
         return structure.choose_straddle(spot[i], today, pairs, st["min_dte"], st["max_dte"], st["atm_band_pct"])

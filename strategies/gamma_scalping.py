@@ -269,7 +269,9 @@ class GammaScalping(bt.Strategy):
         return net_delta, net_gamma, n_legs, ok, iv_sum
 
     def _quoted(self, d) -> bool:
-        return len(d) > 0 and d.bid[0] >= 0 and d.ask[0] > 0 and d.strike[0] == d.strike[0]
+        """A two-sided quote on a known contract (NaN compares False throughout)."""
+        return (len(d) > 0 and d.bid[0] >= 0 and d.ask[0] > 0 and d.strike[0] == d.strike[0]
+                and d.expiry[0] == d.expiry[0])
 
     def _manage_structure(self, spot: float, today: int, held: list) -> bool:
         """Open the straddle when none is held, roll it when its DTE falls below the
@@ -278,6 +280,8 @@ class GammaScalping(bt.Strategy):
         if not (spot > 0):
             return False                              # no valid spot: no structure decision
         if held:
+            if not all(self._quoted(d) for d in held):
+                return False                          # no quote to close at: wait, never blind
             d = held[0]
             if not structure.needs_roll(d.strike[0], int(d.expiry[0]), spot, today,
                                         p.min_dte, p.atm_band_pct):
