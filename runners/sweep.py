@@ -49,6 +49,7 @@ def run_jobs(market, jobs: list) -> list[dict]:
     rows = []
     for job, cfg in jobs:
         t0 = time.perf_counter()
+        c0 = time.process_time()
         row = {"combo": job.combo, "seed": job.seed, "key": job.key, **job.params}
         try:
             m = run_backtest(cfg, market=market, keep_series=False).metrics
@@ -60,7 +61,8 @@ def run_jobs(market, jobs: list) -> list[dict]:
             row.update(status="ok", error="")
         except Exception as exc:                      # record and go on with the rest
             row.update(status="error", error=f"{type(exc).__name__}: {exc}")
-        row.update(seconds=round(time.perf_counter() - t0, 4), node=node,
+        row.update(seconds=round(time.perf_counter() - t0, 4),
+                   cpu_seconds=round(time.process_time() - c0, 4), node=node,
                    host=socket.gethostname(), pid=os.getpid())
         rows.append(row)
     return rows
@@ -142,6 +144,8 @@ def start_ray(address: str | None, num_cpus: int | None):
         import ray
     except ImportError:
         raise SystemExit("error: Ray is not installed: pip install -e '.[sweep]'") from None
+    if ray.is_initialized():                          # a caller (or benchmark) started it
+        return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
               runtime_env={"env_vars": {"PYTHONPATH": str(ROOT_DIR)}})
@@ -177,7 +181,7 @@ def run_sweep(base_cfg: dict, combos: list[dict], seeds: int, out: Path, address
     params = sorted({k for c in combos for k in c})
     out.mkdir(parents=True, exist_ok=True)
     columns = (["combo", "seed", "key"] + params + list(METRICS)
-               + [f"block_{r}" for r in BLOCK_REASONS] + ["block_other", "seconds", "node",
+               + [f"block_{r}" for r in BLOCK_REASONS] + ["block_other", "seconds", "cpu_seconds", "node",
                                                           "host", "pid", "status", "error"])
     meta_path = out / "sweep.json"
     if resume and meta_path.exists():

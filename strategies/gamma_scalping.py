@@ -119,7 +119,10 @@ class GammaScalping(bt.Strategy):
             log.warning("order %s %s on %s", order.ref, order.getstatusname(), order.data._name)
         if order.status == order.Completed and order.data in self.options:
             d = order.data
-            self._held[d] = (d.strike[0], d.expiry[0], d.right[0])
+            if self.getposition(d).size:
+                self._held[d] = (d.strike[0], d.expiry[0], d.right[0])
+            else:
+                self._held.pop(d, None)
 
     # -- the decision ----------------------------------------------------------------
     def next(self):
@@ -134,11 +137,18 @@ class GammaScalping(bt.Strategy):
         self._track_returns(now_s, spot)
 
         held = [d for d in self.options if self.getposition(d).size]
+        planned = None
         if self.p.manage_structure and not self._working:
-            if self._manage_structure(spot, today, held):
-                return
+            planned = self._manage_structure(spot, today, held)
+        if planned:
+            # the straddle was just opened or rolled: hedge the position those orders
+            # leave (they fill at this bar's quotes), not the one they replace
+            legs, working = list(planned), False
+        else:
+            legs, working, planned = held, bool(self._working), None
 
-        net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today, held)
+        net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today,
+                                                                           legs, planned)
         self.net_delta, self.net_gamma = net_delta, net_gamma
         bid, ask = self._stock_quote()
         error = (self._broker_error_s is not None
@@ -154,7 +164,7 @@ class GammaScalping(bt.Strategy):
                                      age_ms, self.p.stale_ts_threshold_ms,
                                      self.p.gap_pct),
             l=states.classify_liquidity(bid, ask, self.p.wide_spread_pct, self.p.extreme_spread_pct),
-            e=states.classify_execution(not self._down, error, bool(self._working), self._partial),
+            e=states.classify_execution(not self._down, error, working, self._partial),
             s=states.classify_system(self.guards.risk_halt(), greeks_ok,
                                      age_ms, self.p.data_lag_threshold_ms),
         )
@@ -231,7 +241,8 @@ class GammaScalping(bt.Strategy):
         g = bs_greeks(right, spot, strike, tau, vol, self.p.risk_free_rate)
         return g[0], g[1], g[2], g[3], vol
 
-    def _net_greeks(self, spot: float, now_num: float, today: int, held: list):
+    def _net_greeks(self, spot: float, now_num: float, today: int, held: list,
+                    planned: dict | None = None):
         net_delta = float(self.getposition(self.stock).size)
         net_gamma = 0.0
         n_legs = 0
@@ -240,12 +251,12 @@ class GammaScalping(bt.Strategy):
         p = self.p
         self.leg_greeks = lg = {}
         for d in held:
-            pos = self.getposition(d).size
+            pos = planned[d] if planned else self.getposition(d).size
             if not len(d):
                 continue
             ln = self._leg_lines[d]
             strike, expiry = ln.strike[0], ln.expiry[0]
-            contract = self._held.get(d)
+            contract = None if planned else self._held.get(d)
             if contract is not None and contract != (strike, expiry, ln.right[0]):
                 ok = False                            # the feed's contract changed under us
                 log.error("%s: contract changed while holding %s", d._name, pos)
@@ -273,21 +284,22 @@ class GammaScalping(bt.Strategy):
         return (len(d) > 0 and d.bid[0] >= 0 and d.ask[0] > 0 and d.strike[0] == d.strike[0]
                 and d.expiry[0] == d.expiry[0])
 
-    def _manage_structure(self, spot: float, today: int, held: list) -> bool:
+    def _manage_structure(self, spot: float, today: int, held: list) -> dict | None:
         """Open the straddle when none is held, roll it when its DTE falls below the
-        window or its strike leaves the band. True when orders were sent this bar."""
+        window or its strike leaves the band. Returns the option positions the orders
+        sent this bar leave ({data: contracts}), or None when it sent nothing."""
         p = self.p
         if not (spot > 0):
-            return False                              # no valid spot: no structure decision
+            return None                               # no valid spot: no structure decision
         if held:
             if not all(self._quoted(d) for d in held):
-                return False                          # no quote to close at: wait, never blind
+                return None                           # no quote to close at: wait, never blind
             d = held[0]
             if not structure.needs_roll(d.strike[0], int(d.expiry[0]), spot, today,
                                         p.min_dte, p.atm_band_pct):
-                return False
+                return None
         if self.guards.limits.trading_hours_only and outside_trading_hours(self.stock.datetime.datetime(0)):
-            return False
+            return None
         legs = {}
         for d in self.options:
             if self._quoted(d) and d not in held:
@@ -295,14 +307,14 @@ class GammaScalping(bt.Strategy):
         pairs = [k for k, v in legs.items() if 1 in v and -1 in v]
         choice = structure.choose_straddle(spot, today, pairs, p.min_dte, p.max_dte, p.atm_band_pct)
         if choice is None:
-            return False
+            return None
         for d in held:
             self._send(self.close(data=d), "roll_close")
         for right in (1, -1):
             self._send(self.buy(data=legs[choice][right], size=p.contracts), "open")
         log.info("%s straddle %s %s x%d", self.stock.datetime.datetime(0), choice[0],
                  choice[1], p.contracts)
-        return True
+        return {legs[choice][1]: p.contracts, legs[choice][-1]: p.contracts}
 
     def _send(self, order, purpose: str) -> None:
         if order is not None:

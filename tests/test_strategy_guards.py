@@ -229,9 +229,10 @@ def test_missing_feed_greeks_are_computed_from_the_mid():
 # -- no state is a trap ---------------------------------------------------------------------------
 def test_start_without_any_prices_then_hedges():
     """The reference's defect: SAFE at start (no quote yet) and never leaving it."""
+    # the straddle opens at 10:03 and its delta is hedged in the same bar
     dark = bars(minutes(MON, "10:00", 3), spot=NAN, bid=NAN, ask=NAN, opt_quoted=False, opt=200.0)
     res = run(dark + bars(minutes(MON, "10:03", 3), opt=200.0))
-    assert res.hedges == [(at(MON, "10:04"), -200, "Completed")]
+    assert res.hedges == [(at(MON, "10:03"), -200, "Completed")]
     assert [res.strat.getposition(d).size for d in res.strat.options] == [10, 10]
 
 
