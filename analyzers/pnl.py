@@ -18,8 +18,21 @@ import numpy as np
 from bifrost.pricing import DAYS_PER_YEAR
 
 
+SERIES_COLUMNS = ("datetime", "value", "spot", "net_delta", "net_gamma", "option_pnl",
+                  "hedge_pnl", "costs", "gamma_pnl", "theta_pnl", "vega_pnl", "delta_pnl",
+                  "implied_vol")
+
+
 class PnLAnalyzer(bt.Analyzer):
+    """Needs a strategy exposing ``net_delta``, ``net_gamma`` and ``leg_greeks``
+    (GammaScalping does) for the series and the attribution."""
     params = (("keep_series", True),)
+
+    @property
+    def series(self) -> dict:
+        """Per-bar columns (SERIES_COLUMNS) as lists; empty without keep_series."""
+        cols = list(zip(*self._rows)) if self._rows else [()] * len(SERIES_COLUMNS)
+        return {name: list(col) for name, col in zip(SERIES_COLUMNS, cols)}
 
     def start(self):
         s = self.strategy
@@ -35,6 +48,8 @@ class PnLAnalyzer(bt.Analyzer):
         self.pnl = {"option": 0.0, "hedge": 0.0}
         self.attr = {"delta": 0.0, "gamma": 0.0, "theta": 0.0, "vega": 0.0}
         broker = s.broker
+        self._position = broker.getposition
+        self._closes = [(d, d.lines.close) for d in self.cash_flow]   # buffers looked up once
         self._cis = [c for c in (broker.getcommissioninfo(d) for d in self.cash_flow)
                      if hasattr(c, "costs")]
         self.hedge_fills = 0
@@ -49,9 +64,7 @@ class PnLAnalyzer(bt.Analyzer):
         self._years = 0.0
         self._iv_sum = 0.0
         self._iv_n = 0
-        self.series = {k: [] for k in ("datetime", "value", "spot", "net_delta", "net_gamma", "option_pnl",
-                                       "hedge_pnl", "costs", "gamma_pnl", "theta_pnl",
-                                       "vega_pnl", "delta_pnl", "implied_vol")}
+        self._rows = []                   # one tuple per bar, SERIES_COLUMNS order
 
     def notify_order(self, order):
         if not order.executed.size:
@@ -87,12 +100,13 @@ class PnLAnalyzer(bt.Analyzer):
         stock = self.stock
         now = stock.datetime[0]
         spot = stock.close[0]
+        position = self._position
         # marks at mid; P&L = change in mark minus cash paid this bar
-        for d in self.cash_flow:
-            pos = s.getposition(d).size
+        for d, close in self._closes:
+            pos = position(d).size
             if not pos and not self.mark[d] and not self.cash_flow[d]:
                 continue                             # flat and untouched: nothing to book
-            px = d.close[0] if len(d) else math.nan
+            px = close[0] if len(d) else math.nan
             mark = pos * px * self.mult[d] if pos else 0.0
             if pos and mark != mark:
                 mark = self.mark[d]                  # no price this bar: keep the last mark
@@ -104,7 +118,7 @@ class PnLAnalyzer(bt.Analyzer):
         greeks = getattr(s, "leg_greeks", {})
         iv_bar, iv_n = 0.0, 0
         for d, g in greeks.items():
-            legs[d] = (s.getposition(d).size * self.mult[d], g)
+            legs[d] = (position(d).size * self.mult[d], g)
             if math.isfinite(g[4]):
                 iv_bar += g[4]
                 iv_n += 1
@@ -142,20 +156,10 @@ class PnLAnalyzer(bt.Analyzer):
         elif self._peak - value > self._dd[0]:
             self._dd = (self._peak - value, (self._peak - value) / self._peak * 100.0)
         if self.p.keep_series:
-            ser = self.series
-            ser["datetime"].append(now)
-            ser["value"].append(value)
-            ser["spot"].append(spot)
-            ser["net_delta"].append(getattr(s, "net_delta", math.nan))
-            ser["net_gamma"].append(getattr(s, "net_gamma", 0.0))
-            ser["option_pnl"].append(self.pnl["option"])
-            ser["hedge_pnl"].append(self.pnl["hedge"])
-            ser["costs"].append(self.charged)
-            ser["gamma_pnl"].append(self.attr["gamma"])
-            ser["theta_pnl"].append(self.attr["theta"])
-            ser["vega_pnl"].append(self.attr["vega"])
-            ser["delta_pnl"].append(self.attr["delta"])
-            ser["implied_vol"].append(iv_bar / iv_n if iv_n else math.nan)
+            a = self.attr
+            self._rows.append((now, value, spot, s.net_delta, s.net_gamma, self.pnl["option"],
+                               self.pnl["hedge"], self.charged, a["gamma"], a["theta"], a["vega"],
+                               a["delta"], iv_bar / iv_n if iv_n else math.nan))
 
     def get_analysis(self):
         s = self.strategy

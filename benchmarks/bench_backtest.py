@@ -29,21 +29,21 @@ class Empty(bt.Strategy):
         pass
 
 
-def run_empty(cfg, market) -> float:
-    t0 = time.perf_counter()
+def run_empty(cfg, market) -> tuple[float, float]:
+    c0, t0 = time.process_time(), time.perf_counter()
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True, maxcpus=1)
     cerebro.broker.setcash(cfg["broker"]["cash"])
     cerebro.broker.set_coc(True)
     add_market(cerebro, market, cfg)
     cerebro.addstrategy(Empty)
     cerebro.run()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_full(cfg, market) -> float:
-    t0 = time.perf_counter()
+def run_full(cfg, market) -> tuple[float, float]:
+    c0, t0 = time.process_time(), time.perf_counter()
     run_backtest(cfg, market=market)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -55,14 +55,18 @@ def main() -> None:
     t0 = time.perf_counter()
     market = load_market(cfg)
     build = time.perf_counter() - t0
-    empty = [run_empty(cfg, market) for _ in range(args.repeat)]
-    full = [run_full(cfg, market) for _ in range(args.repeat)]
-    e, f = statistics.median(empty), statistics.median(full)
+    empty, full = [], []
+    for _ in range(args.repeat):               # interleaved, so drift hits both alike
+        empty.append(run_empty(cfg, market))
+        full.append(run_full(cfg, market))
     n = len(market)
     print(f"bars {n} (5-min, {args.days} days), feeds {1 + len(market.slots)}, market build {build:.2f} s")
-    print(f"empty strategy   median {e:6.2f} s  ({n / e:,.0f} bars/s)  runs {['%.2f' % x for x in empty]}")
-    print(f"GammaScalping    median {f:6.2f} s  ({n / f:,.0f} bars/s)  runs {['%.2f' % x for x in full]}")
-    print(f"ratio {f / e:.2f}")
+    for label, i in (("wall", 0), ("cpu", 1)):
+        e = statistics.median(r[i] for r in empty)
+        f = statistics.median(r[i] for r in full)
+        print(f"{label:4}  empty strategy {e:6.2f} s ({n / e:,.0f} bars/s)   "
+              f"GammaScalping {f:6.2f} s ({n / f:,.0f} bars/s)   ratio {f / e:.2f}   "
+              f"runs {['%.2f/%.2f' % (a[i], b[i]) for a, b in zip(empty, full)]}")
 
 
 if __name__ == "__main__":

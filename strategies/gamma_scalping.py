@@ -91,6 +91,7 @@ class GammaScalping(bt.Strategy):
         # line buffers looked up once: attribute access on a feed is slow per bar
         self._leg_lines = {d: _LegLines(*(getattr(d.lines, n) for n in _LegLines._fields))
                            for d in self.options}
+        self._positions = self.broker.getposition
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
             self.setsizer(HedgeSizer())
@@ -136,7 +137,8 @@ class GammaScalping(bt.Strategy):
         self.guards.observe(now_num)
         self._track_returns(now_s, spot)
 
-        held = [d for d in self.options if self.getposition(d).size]
+        positions = self._positions
+        held = [d for d in self.options if positions(d).size]
         planned = None
         if self.p.manage_structure and not self._working:
             planned = self._manage_structure(spot, today, held)
@@ -243,7 +245,7 @@ class GammaScalping(bt.Strategy):
 
     def _net_greeks(self, spot: float, now_num: float, today: int, held: list,
                     planned: dict | None = None):
-        net_delta = float(self.getposition(self.stock).size)
+        net_delta = float(self._positions(self.stock).size)
         net_gamma = 0.0
         n_legs = 0
         ok = True
@@ -251,7 +253,7 @@ class GammaScalping(bt.Strategy):
         p = self.p
         self.leg_greeks = lg = {}
         for d in held:
-            pos = planned[d] if planned else self.getposition(d).size
+            pos = planned[d] if planned else self._positions(d).size
             if not len(d):
                 continue
             ln = self._leg_lines[d]
@@ -281,8 +283,9 @@ class GammaScalping(bt.Strategy):
 
     def _quoted(self, d) -> bool:
         """A two-sided quote on a known contract (NaN compares False throughout)."""
-        return (len(d) > 0 and d.bid[0] >= 0 and d.ask[0] > 0 and d.strike[0] == d.strike[0]
-                and d.expiry[0] == d.expiry[0])
+        ln = self._leg_lines[d]
+        return (len(d) > 0 and ln.bid[0] >= 0 and ln.ask[0] > 0 and ln.strike[0] == ln.strike[0]
+                and ln.expiry[0] == ln.expiry[0])
 
     def _manage_structure(self, spot: float, today: int, held: list) -> dict | None:
         """Open the straddle when none is held, roll it when its DTE falls below the
@@ -292,12 +295,13 @@ class GammaScalping(bt.Strategy):
         if not (spot > 0):
             return None                               # no valid spot: no structure decision
         if held:
+            ln = self._leg_lines[held[0]]
+            expiry = ln.expiry[0]
+            if expiry == expiry and not structure.needs_roll(ln.strike[0], int(expiry), spot,
+                                                             today, p.min_dte, p.atm_band_pct):
+                return None
             if not all(self._quoted(d) for d in held):
                 return None                           # no quote to close at: wait, never blind
-            d = held[0]
-            if not structure.needs_roll(d.strike[0], int(d.expiry[0]), spot, today,
-                                        p.min_dte, p.atm_band_pct):
-                return None
         if self.guards.limits.trading_hours_only and outside_trading_hours(self.stock.datetime.datetime(0)):
             return None
         legs = {}
