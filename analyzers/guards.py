@@ -9,11 +9,14 @@ hedge at 10:42?". All the arithmetic is in ``bifrost.guards``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import Counter
 
 import backtrader as bt
 
 from bifrost.guards import GuardInputs, GuardLimits, circuit_breaker_tripped, first_refusal
+
+log = logging.getLogger("bifrost.guards")
 
 
 class GuardAnalyzer(bt.Analyzer):
@@ -39,7 +42,20 @@ class GuardAnalyzer(bt.Analyzer):
         if day != self.day:
             self.day = day
             self.daily_count = 0
+            self.day_start_value = None
+        if self.day_start_value is None:
             self.day_start_value = self.strategy.broker.getvalue()
+
+    def restore(self, history: list, today: int) -> None:
+        """Today's earlier hedges (data-clock seconds, price) from the broker's
+        executions: a restart keeps the daily count, the cooldown and the price
+        reference instead of starting afresh."""
+        todays = [(s, p) for s, p in history if int(s / 86400.0) == today]
+        if not todays:
+            return
+        self.day = today
+        self.daily_count = len(todays)
+        self.last_hedge_s, self.last_hedge_price = todays[-1]
 
     def day_pnl(self) -> float:
         return self.strategy.broker.getvalue() - self.day_start_value
@@ -58,6 +74,7 @@ class GuardAnalyzer(bt.Analyzer):
             force=force), self.limits)
 
     def record_block(self, now: dt.datetime, reason: str, state: str, net_delta: float) -> None:
+        log.info("%s no hedge: %s (%s, net delta %.1f)", now, reason, state, net_delta)
         self.blocks[reason] += 1
         self.refusals.append((now, reason, state, round(net_delta, 4)))
 

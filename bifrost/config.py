@@ -58,6 +58,11 @@ SCHEMA: dict = {
         "port": Key(7497, "int", "a TCP port 1-65535", check=lambda x: 0 < x < 65536),
         "client_id": Key(1, "int", "an integer >= 0", check=_nonneg),
         "connect_timeout": Key(10.0, "number", "seconds > 0", check=_pos),
+        "account": Key("", "account", "an account id or empty (the only account)"),
+        "order_ref": Key("bifrost-gamma", "str", "a non-empty tag for this engine's orders"),
+        "timestamps": Key("receipt", "enum", choices=("receipt", "exchange")),
+        "reconnect_max_seconds": Key(30.0, "number", "seconds > 0", check=_pos),
+        "retry_seconds": Key(10.0, "number", "seconds > 0 between tries while TWS is down", check=_pos),
     },
     "greeks": {
         "risk_free_rate": Key(0.05, "number", "a rate per year, -0.1..1", check=lambda x: -0.1 <= x <= 1),
@@ -225,6 +230,9 @@ def _typed(dotted: str, spec: Key, val: Any) -> Any:
             bad()
     elif spec.kind == "enum":
         if val not in spec.choices:
+            bad()
+    elif spec.kind == "account":
+        if not isinstance(val, str):
             bad()
     elif spec.kind == "date":
         val = _as_date(dotted, val)

@@ -86,6 +86,7 @@ class GammaScalping(bt.Strategy):
         self._held = {}               # option data -> contract it held when filled
         self._returns = deque()       # (seconds, log return) inside the vol window
         self._prev_spot = None
+        self._first_bar = True
 
     def start(self):
         # line buffers looked up once: attribute access on a feed is slow per bar
@@ -95,6 +96,18 @@ class GammaScalping(bt.Strategy):
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
             self.setsizer(HedgeSizer())
+
+    def _restore_from_broker(self, now_num: float) -> None:
+        """Live: today's hedges by this engine (matched by orderRef) restore the guards."""
+        history = getattr(self.broker, "hedge_history", None)
+        if history is None:
+            return
+        symbol = getattr(getattr(self.stock, "contract", None), "symbol", self.stock._name)
+        fills = history(symbol)
+        self.guards.restore([(data_seconds(t), price) for t, price, _ in fills], int(now_num))
+        if fills:
+            log.warning("restored %d hedge(s) from today's executions; last at %s",
+                        len(fills), bt.num2date(fills[-1][0]))
 
     def prenext(self):
         # option feeds may start later or end earlier than the stock: run anyway
@@ -134,6 +147,9 @@ class GammaScalping(bt.Strategy):
         now_s = data_seconds(now_num)
         today = int(now_num)
         spot = stock.close[0]
+        if self._first_bar:
+            self._first_bar = False
+            self._restore_from_broker(now_num)
         self.guards.observe(now_num)
         self._track_returns(now_s, spot)
 
@@ -170,6 +186,9 @@ class GammaScalping(bt.Strategy):
             s=states.classify_system(self.guards.risk_halt(), greeks_ok,
                                      age_ms, self.p.data_lag_threshold_ms),
         )
+        if st != self.state and log.isEnabledFor(logging.INFO):
+            log.info("%s state %s net delta %.1f gamma %.2f", stock.datetime.datetime(0),
+                     st.code(), net_delta, net_gamma)
         self.state = st
         if st.d not in (D.HEDGE_NEEDED, D.FORCE_HEDGE) and st.d is not D.INVALID:
             return                                   # nothing to do: no refusal to record

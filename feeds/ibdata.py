@@ -1,0 +1,126 @@
+"""Live Backtrader feeds on an IBStore: the stock and each option leg.
+
+Each feed gets one bar per store snapshot (close = mid when both sides are quoted,
+else last), with bid/ask, and for options iv/delta/gamma/vega/theta from IB's model
+greeks when present (vega per 1.00 of vol and theta per year, converted from IB's per
+point and per day; NaN otherwise, so the strategy prices the leg itself) and the
+contract's strike, expiry (date ordinal) and right.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import math
+
+import backtrader as bt
+
+NAN = math.nan
+
+
+def _f(x) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return NAN
+    return x if math.isfinite(x) else NAN
+
+
+def quote(ticker) -> tuple[float, float, float]:
+    """(bid, ask, mid) with bad data (non-positive, crossed, NaN) as NaN: the strategy
+    then sees no quote (L3) and does not hedge on it."""
+    bid, ask, last = _f(ticker.bid), _f(ticker.ask), _f(ticker.last)
+    if not (bid > 0):
+        bid = NAN
+    if not (ask > 0):
+        ask = NAN
+    if bid == bid and ask == ask and bid > ask:
+        bid = ask = NAN                              # crossed: not a quote to trade on
+    mid = 0.5 * (bid + ask) if bid == bid and ask == ask else (last if last > 0 else NAN)
+    return bid, ask, mid
+
+
+class _IBLive(bt.feed.DataBase):
+    params = (("store", None), ("contract", None), ("qcheck", 0.5))
+
+    def __init__(self):
+        self.store = self.p.store
+        self.contract = self.p.contract
+        self.ticker = None
+        self._queue = collections.deque()
+        self._stopped = False
+
+    def islive(self):
+        return True
+
+    def haslivedata(self):
+        return bool(self._queue)
+
+    def start(self):
+        super().start()
+        self.store.start(data=self)
+
+    def stop(self):
+        self._stopped = True
+        super().stop()
+
+    def set_status_broken(self):
+        self.put_notification(self.CONNBROKEN)
+
+    def set_status_live(self):
+        self.put_notification(self.LIVE)
+
+    def push_snapshot(self, stamp: float) -> None:
+        if self.ticker is not None:
+            self._queue.append((stamp, self._values()))
+
+    def _load(self):
+        if self._stopped:
+            return False
+        if not self._queue:
+            self.store.pump(self._qcheck if self._qcheck else 0.0)
+            if not self._queue:
+                return None                          # nothing yet: cerebro polls again
+        stamp, values = self._queue.popleft()
+        self.lines.datetime[0] = stamp
+        for name, v in values.items():
+            getattr(self.lines, name)[0] = v
+        return True
+
+
+class IBStockData(_IBLive):
+    lines = ("bid", "ask")
+
+    def _values(self) -> dict:
+        bid, ask, mid = quote(self.ticker)
+        return {"open": mid, "high": mid, "low": mid, "close": mid, "volume": _f(self.ticker.volume),
+                "bid": bid, "ask": ask}
+
+
+class IBOptionData(_IBLive):
+    lines = ("bid", "ask", "iv", "delta", "gamma", "vega", "theta", "strike", "expiry", "right")
+    params = (("multiplier", 100),)
+
+    def __init__(self):
+        super().__init__()
+        c = self.contract
+        self._strike = float(c.strike)
+        self._expiry = float(dt.datetime.strptime(c.lastTradeDateOrContractMonth[:8], "%Y%m%d").toordinal())
+        self._right = 1.0 if c.right.upper().startswith("C") else -1.0
+        if getattr(c, "multiplier", ""):
+            self.p.multiplier = int(float(c.multiplier))
+
+    def _values(self) -> dict:
+        bid, ask, mid = quote(self.ticker)
+        g = self.ticker.modelGreeks
+        iv = delta = gamma = vega = theta = NAN
+        if g is not None:
+            iv, delta, gamma = _f(g.impliedVol), _f(g.delta), _f(g.gamma)
+            vega, theta = _f(g.vega), _f(g.theta)
+            if vega == -2 or theta == -2:            # IB's "not computed" sentinel
+                vega = theta = NAN
+            vega, theta = vega * 100.0, theta * 365.0
+            if not (iv > 0 and abs(delta) <= 1 and gamma >= 0):
+                iv = delta = gamma = vega = theta = NAN
+        return {"open": mid, "high": mid, "low": mid, "close": mid, "volume": _f(self.ticker.volume),
+                "bid": bid, "ask": ask, "iv": iv, "delta": delta, "gamma": gamma, "vega": vega,
+                "theta": theta, "strike": self._strike, "expiry": self._expiry, "right": self._right}

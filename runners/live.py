@@ -1,0 +1,190 @@
+"""Run GammaScalping live against Interactive Brokers (TWS or IB Gateway).
+
+    python runners/live.py [--config configs/live.yaml] [--set dotted.key=value ...]
+
+Connects (retrying while TWS/Gateway is down), reports the account, positions, the
+legs found, then hedges with the same strategy, sizer and guards as the backtest.
+``gates.guard.risk.paper_trade: true`` (the default) sends no order to IB. SIGINT or
+SIGTERM stops within seconds with exit code 0; no order leaves after the signal.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import backtrader as bt  # noqa: E402
+
+from bifrost.config import ConfigError, load_config  # noqa: E402
+from runners.backtest import ROOT_DIR, add_config_args  # noqa: E402
+
+log = logging.getLogger("bifrost.live")
+DEFAULT_LIVE = ROOT_DIR / "configs" / "live.yaml"
+
+
+class Stopper:
+    """SIGINT/SIGTERM: refuse new orders at once, then stop cerebro's loop."""
+
+    def __init__(self):
+        self.stopped = False
+        self.cerebro = None
+        self.broker = None
+        self.datas = []
+
+    def __call__(self, signum, frame):
+        if not self.stopped:
+            log.warning("signal %s: stopping, no new orders", signum)
+        self.stopped = True
+        if self.broker is not None:
+            self.broker.accepting = False
+        for d in self.datas:
+            d._stopped = True
+        if self.cerebro is not None:
+            self.cerebro.runstop()
+
+
+def connect_until_up(store, cfg, stopper) -> bool:
+    """Try to connect until it works or a signal arrives; never die because IB is down."""
+    wait = cfg["ib"]["retry_seconds"]
+    while not stopper.stopped:
+        if store.connect():
+            return True
+        log.warning("TWS/Gateway not reachable at %s:%s; retrying in %.0f s (Ctrl-C to quit)",
+                    store.host, store.port, wait)
+        end = time.monotonic() + wait
+        while time.monotonic() < end and not stopper.stopped:
+            time.sleep(0.1)
+    return False
+
+
+def find_legs(store, symbol: str, cfg: dict, today: dt.date) -> list:
+    """Option positions of ``symbol`` inside the DTE window (the ATM band is judged on
+    each bar by the strategy, against the live spot)."""
+    st = cfg["gates"]["strategy"]["structure"]
+    legs = []
+    for p in store.ib.positions():
+        c = p.contract
+        if c.secType != "OPT" or c.symbol != symbol or not p.position:
+            continue
+        expiry = dt.datetime.strptime(c.lastTradeDateOrContractMonth[:8], "%Y%m%d").date()
+        dte = (expiry - today).days
+        inside = st["min_dte"] <= dte <= st["max_dte"]
+        log.info("option position %s %s %s x%s, DTE %d%s", c.right, c.strike, expiry, p.position,
+                 dte, "" if inside else " (outside the DTE window: not hedged)")
+        if inside:
+            legs.append(c)
+    return legs
+
+
+def build(cfg: dict, store, stopper):
+    from brokers.commissions import OptionCommission, StockCommission
+    from runners.wiring import add_hedging
+    from stores.ibclient import require
+
+    ibi = require()
+    symbol = cfg["symbol"]
+    for v in store.ib.accountValues():
+        if v.tag in ("NetLiquidation", "TotalCashValue", "AvailableFunds") and v.currency == "USD":
+            log.info("account %s %s: %s", v.account, v.tag, v.value)
+    stock = store.qualify(ibi.Stock(symbol, "SMART", "USD"))
+    if not stock:
+        raise ConfigError(f"symbol: {symbol!r} is not a stock IB knows (SMART/USD)")
+    # the server's clock (TWS, or the simulator's market time) dates the DTE window
+    from stores.ibstore import ny_naive
+    today = ny_naive(store.ib.reqCurrentTime()).date()
+    legs = store.qualify(*find_legs(store, symbol, cfg, today)) if store.ib.positions() else []
+    if not legs:
+        log.warning("no option legs of %s in the DTE window: nothing to hedge until there are", symbol)
+    cerebro = bt.Cerebro(stdstats=False, runonce=False, preload=False, quicknotify=True)
+    b = cfg["broker"]
+    broker = store.getbroker(paper_trade=cfg["gates"]["guard"]["risk"]["paper_trade"],
+                             order_ref=cfg["ib"]["order_ref"], order_type=cfg["order"]["order_type"])
+    cerebro.setbroker(broker)
+    cerebro.addstore(store)
+    stock_data = store.getdata(stock[0])
+    cerebro.adddata(stock_data, name=symbol)
+    broker.addcommissioninfo(StockCommission(data=stock_data, per_share=b["stock"]["commission_per_share"],
+                                             min_commission=b["stock"]["min_commission"]), name=symbol)
+    datas = [stock_data]
+    for c in legs:
+        d = store.getdata(c)
+        name = c.localSymbol or f"{symbol}-{c.right}{c.strike}-{c.lastTradeDateOrContractMonth}"
+        cerebro.adddata(d, name=name)
+        broker.addcommissioninfo(OptionCommission(data=d, mult=float(c.multiplier or 100),
+                                                  per_contract=b["option"]["commission_per_contract"]),
+                                 name=name)
+        datas.append(d)
+    add_hedging(cerebro, cfg)
+    stopper.cerebro, stopper.broker, stopper.datas = cerebro, broker, datas
+    return cerebro
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_config_args(p)
+    p.set_defaults(config=str(DEFAULT_LIVE))
+    p.add_argument("--store", choices=("ib", "atreyu"), default="ib",
+                   help="ib: our ib_insync store (default); atreyu: atreyu_backtrader_api's IBStore")
+    p.add_argument("--log-level", default="INFO")
+    args = p.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.store == "atreyu":
+        try:
+            import atreyu_backtrader_api  # noqa: F401
+        except ImportError:
+            print("error: --store atreyu needs atreyu_backtrader_api, which is not on PyPI: install "
+                  "IB's TWS API 10.x (pip install <twsapi>/source/pythonclient) and then "
+                  "pip install git+https://github.com/atreyuxtrading/atreyu-backtrader-api",
+                  file=sys.stderr)
+            return 2
+        print("error: --store atreyu is not wired in this version; use the default store",
+              file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(args.config, args.sets)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from stores.ibstore import IBStore
+        ib = cfg["ib"]
+        store = IBStore(host=ib["host"], port=ib["port"], client_id=ib["client_id"],
+                        timeout=ib["connect_timeout"], account=ib["account"],
+                        timestamps=ib["timestamps"], reconnect_max_seconds=ib["reconnect_max_seconds"])
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stopper = Stopper()
+    signal.signal(signal.SIGINT, stopper)
+    signal.signal(signal.SIGTERM, stopper)
+    mode = "PAPER TRADE: orders fill locally, nothing is sent to IB" \
+        if cfg["gates"]["guard"]["risk"]["paper_trade"] else "LIVE: real orders are sent to IB"
+    log.warning("=== %s ===", mode)
+    if not connect_until_up(store, cfg, stopper):
+        return 0
+    try:
+        cerebro = build(cfg, store, stopper)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        store.stop()
+        return 2
+    if stopper.stopped:
+        store.stop()
+        return 0
+    strat = cerebro.run()[0]
+    guards = strat.analyzers.guards.get_analysis()
+    log.info("stopped: %d hedges, blocks %s", len(guards["hedges"]), guards["block_reasons"])
+    store.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Stores: connections to brokers and their data (Backtrader's store concept)."""

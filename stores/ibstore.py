@@ -1,0 +1,263 @@
+"""IBStore: one connection to TWS / IB Gateway through ib_insync, in cerebro's thread.
+
+The feeds pump the client's event loop while they wait for data (nothing ever blocks
+waiting for a fill). Every tick of any subscribed instrument becomes one snapshot bar,
+with the same timestamp, on every feed: the strategy always sees the stock and its legs
+at one instant. A dropped socket (or error 1100) marks the feeds CONNBROKEN (the
+strategy's E3: no new orders); the store reconnects with backoff, re-qualifies,
+re-subscribes (IB gives new Ticker objects), lets the broker reconcile orders against
+IB's open orders and executions, and the feeds go back to LIVE.
+"""
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import math
+import os
+import time
+from zoneinfo import ZoneInfo
+
+from stores.ibclient import require
+
+log = logging.getLogger("bifrost.ibstore")
+NEW_YORK = ZoneInfo("America/New_York")
+
+# IB messages that need a plain explanation (code -> text); 2104/2106/2158 are chatter
+PLAIN_ERRORS = {
+    326: "client id {client_id} is already in use: set ib.client_id (or IB_CLIENT_ID) to another number",
+    354: "market data is not subscribed for this instrument (354): check the account's market data subscriptions",
+    10197: "no market data during a competing live session (10197): the account is logged in elsewhere",
+    502: "cannot connect to TWS/Gateway at {host}:{port}: is it running with the API enabled, and is the port right?",
+    1100: "connectivity between IB and TWS lost (1100): no new orders until it is restored",
+    1101: "connectivity restored, market data lost (1101): re-subscribing",
+    1102: "connectivity restored, data kept (1102)",
+}
+INFO_CODES = {2104, 2106, 2107, 2108, 2119, 2158}
+
+
+def ny_naive(t: dt.datetime) -> dt.datetime:
+    """Exchange-local naive time (the feeds' convention) from an aware datetime."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(NEW_YORK).replace(tzinfo=None)
+
+
+def bt_num(t: dt.datetime) -> float:
+    return t.toordinal() + (t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6) / 86400.0
+
+
+class IBStore:
+    """Connection, subscriptions and reconnection. ``getdata``/``getbroker`` give the
+    feeds and the broker bound to it, as Backtrader's stores do."""
+
+    def __init__(self, host="127.0.0.1", port=7497, client_id=1, timeout=10.0, account="",
+                 timestamps="receipt", reconnect_max_seconds=30.0, market_data_type=1,
+                 generic_ticks="100,101,106,233"):
+        ibi = require()
+        self.host = os.environ.get("IB_HOST", host)
+        self.port = int(os.environ.get("IB_PORT", port))
+        self.client_id = int(os.environ.get("IB_CLIENT_ID", client_id))
+        self.timeout, self.account = timeout, account
+        self.timestamps = timestamps              # receipt: when the tick arrived; exchange: rtTime
+        self.reconnect_max = reconnect_max_seconds
+        self.market_data_type = market_data_type
+        self.generic_ticks = generic_ticks
+        self.ib = ibi.IB()
+        self.ib.errorEvent += self._on_error
+        self.ib.disconnectedEvent += self._on_disconnect
+        self.datas = []
+        self.broker = None
+        self.notifs = collections.deque()
+        self.tickers = {}                         # conId -> Ticker
+        self._by_ticker = {}                      # id(ticker) -> contract conId
+        self._last_stamp = 0.0
+        self.connected = False
+        self._next_try = 0.0
+        self._backoff = 1.0
+        self._stopping = False
+        self.last_tick_perf = None                # when the newest tick arrived (latency)
+        self.contract_errors = {}                 # conId/reqId -> last error text
+
+    # -- Backtrader store protocol ---------------------------------------------------
+    def getdata(self, contract, **kwargs):
+        from feeds.ibdata import IBOptionData, IBStockData
+        cls = IBOptionData if contract.secType in ("OPT", "FOP") else IBStockData
+        return cls(store=self, contract=contract, **kwargs)
+
+    def getbroker(self, **kwargs):
+        from brokers.ibbroker import IBBroker
+        self.broker = IBBroker(store=self, **kwargs)
+        return self.broker
+
+    def start(self, data=None, broker=None):
+        if data is not None and data not in self.datas:
+            self.datas.append(data)
+            if self.connected:
+                self._subscribe(data)
+        if broker is not None:
+            self.broker = broker
+
+    def stop(self):
+        self._stopping = True
+        if self.ib.isConnected():
+            self.ib.disconnect()
+
+    def put_notification(self, msg, *args, **kwargs):
+        self.notifs.append((msg, args, kwargs))
+
+    def get_notifications(self):
+        out = []
+        while self.notifs:
+            out.append(self.notifs.popleft())
+        return out
+
+    # -- connection ------------------------------------------------------------------
+    def connect(self) -> bool:
+        """One attempt; False with a plain message when TWS/Gateway is not there."""
+        try:
+            self.ib.connect(self.host, self.port, clientId=self.client_id, timeout=self.timeout,
+                            account=self.account)
+        except (ConnectionRefusedError, OSError, TimeoutError) as exc:
+            log.error("cannot connect to TWS/Gateway at %s:%s (%s): is it running with the API "
+                      "enabled on that port?", self.host, self.port, type(exc).__name__)
+            self._safe_disconnect()
+            return False
+        except Exception as exc:                  # e.g. API handshake refused (client id in use)
+            log.error("connection to %s:%s failed: %s", self.host, self.port, exc)
+            self._safe_disconnect()
+            return False
+        if not self.ib.isConnected():
+            return False
+        self.connected = True
+        self._backoff = 1.0
+        if self.market_data_type != 1:
+            self.ib.reqMarketDataType(self.market_data_type)
+        log.info("connected to %s:%s as client %s (server %s)", self.host, self.port,
+                 self.client_id, self.ib.client.serverVersion())
+        return True
+
+    def _safe_disconnect(self):
+        try:
+            self.ib.disconnect()
+        except Exception:
+            pass
+
+    def _on_disconnect(self):
+        if self.connected:
+            log.warning("disconnected from TWS/Gateway")
+        self.connected = False
+        self._next_try = time.monotonic() + self._backoff
+        for d in self.datas:
+            d.set_status_broken()
+        self.put_notification("DISCONNECTED")
+
+    def _reconnect(self) -> None:
+        if self._stopping or time.monotonic() < self._next_try:
+            return
+        log.info("reconnecting to %s:%s", self.host, self.port)
+        if self.connect():
+            self.tickers.clear()
+            self._by_ticker.clear()
+            for d in self.datas:
+                self._subscribe(d)
+            if self.broker is not None:
+                self.broker.reconcile()
+            self.put_notification("CONNECTED")
+        else:
+            self._backoff = min(self._backoff * 2.0, self.reconnect_max)
+            self._next_try = time.monotonic() + self._backoff
+
+    def _on_error(self, req_id, code, text, contract=None):
+        if code in INFO_CODES:
+            return
+        plain = PLAIN_ERRORS.get(code)
+        msg = plain.format(host=self.host, port=self.port, client_id=self.client_id) if plain else text
+        if code in (1100,):
+            log.error(msg)
+            for d in self.datas:
+                d.set_status_broken()
+        elif code in (1101,):
+            log.warning(msg)
+            self.tickers.clear()
+            self._by_ticker.clear()
+            for d in self.datas:
+                self._subscribe(d)
+        elif code in (1102,):
+            log.info(msg)
+            for d in self.datas:
+                d.set_status_live()
+        elif code in (201, 202, 399, 10147, 10148):
+            if self.broker is not None:
+                self.broker.order_error(req_id, code, text)
+        elif code in (200, 354, 10197, 10090, 10167, 10168):
+            self.contract_errors[req_id] = f"{code}: {text}"
+            log.error("%s%s", msg, f" ({contract.localSymbol or contract.symbol})" if contract else "")
+        else:
+            log.warning("IB error %s (req %s): %s", code, req_id, msg)
+        self.put_notification("ERROR", code, text)
+
+    # -- data ------------------------------------------------------------------------
+    def qualify(self, *contracts):
+        from stores.ibclient import qualify
+        return qualify(self.ib, *contracts)
+
+    def _subscribe(self, data) -> None:
+        contract = data.contract
+        if not getattr(contract, "conId", 0):
+            got = self.qualify(contract)
+            if not got:
+                log.error("unknown contract %s: no data for it", contract)
+                return
+            data.contract = contract = got[0]
+        ticker = self.ib.reqMktData(contract, self.generic_ticks if contract.secType == "STK" else "",
+                                    False, False)
+        self.tickers[contract.conId] = ticker
+        self._by_ticker[id(ticker)] = contract.conId
+        ticker.updateEvent += self._on_tick
+        data.ticker = ticker
+        data.set_status_live()
+
+    def _stamp(self, ticker) -> float:
+        """The snapshot's time: tick receipt (live) or the exchange's trade time
+        (``timestamps: exchange``, used with the simulator's accelerated clock)."""
+        t = None
+        if self.timestamps == "exchange":
+            stock = next((tk for tk in self.tickers.values() if tk.contract.secType == "STK"), None)
+            t = getattr(stock, "rtTime", None) if stock is not None else None
+        if t is None:
+            t = ticker.time or dt.datetime.now(dt.timezone.utc)
+        num = bt_num(ny_naive(t))
+        if num <= self._last_stamp:               # strictly increasing bar times
+            num = self._last_stamp + 1e-9
+        self._last_stamp = num
+        return num
+
+    def _on_tick(self, ticker) -> None:
+        self.last_tick_perf = time.perf_counter()
+        stamp = self._stamp(ticker)
+        for d in self.datas:
+            d.push_snapshot(stamp)
+
+    def pump(self, timeout: float) -> None:
+        """Run the client's loop until something arrives or ``timeout`` passes;
+        reconnect when disconnected. Never raises for a dropped connection."""
+        if not self.connected or not self.ib.isConnected():
+            if self.connected:                    # noticed here before the event fired
+                self._on_disconnect()
+            self._reconnect()
+            if not self.connected:
+                time.sleep(min(timeout, 0.2))
+                return
+        try:
+            self.ib.waitOnUpdate(timeout=timeout)
+        except ConnectionError:
+            self._on_disconnect()
+
+    @staticmethod
+    def finite(x) -> float:
+        try:
+            x = float(x)
+        except (TypeError, ValueError):
+            return math.nan
+        return x if math.isfinite(x) else math.nan
