@@ -146,6 +146,8 @@ def main(argv=None) -> int:
     add_config_args(p)
     p.add_argument("--out", default=None, help="output folder (default: reports/backtest-<time>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout only")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html (the Bokeh page; needs the plots extra)")
     args = p.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -156,12 +158,22 @@ def main(argv=None) -> int:
         return 2
     out = Path(args.out) if args.out else Path("reports") / time.strftime("backtest-%Y%m%d-%H%M%S")
     write_outputs(result, out)
+    page = None
+    if not args.no_report:
+        try:
+            from plots.backtest_page import write_backtest_page
+        except ImportError as exc:               # bokeh is an extra: the run still counts
+            log.warning("no report.html (pip install -e '.[plots]'): %s", exc)
+        else:
+            page = write_backtest_page(out)
     if args.json:
         json.dump(result.metrics, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         print(summary_table(result.metrics))
-        print(f"\nwrote result.json, hedges.csv and series.csv to {out} ({result.seconds:.2f} s)")
+        written = ("result.json, hedges.csv, series.csv and report.html" if page
+                   else "result.json, hedges.csv and series.csv")
+        print(f"\nwrote {written} to {out} ({result.seconds:.2f} s)")
     return 0
 
 

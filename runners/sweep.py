@@ -68,6 +68,12 @@ def run_jobs(market, jobs: list) -> list[dict]:
     return rows
 
 
+def warm_worker() -> int:
+    """Import the backtest stack in a worker while the driver builds markets."""
+    import runners.backtest  # noqa: F401
+    return os.getpid()
+
+
 def _node_id() -> str:
     try:
         import ray
@@ -238,6 +244,8 @@ def run_sweep(base_cfg: dict, combos: list[dict], seeds: int, out: Path, address
         ray = start_ray(address, num_cpus)
         remote = ray.remote(num_cpus=1, max_retries=0)(run_jobs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
+        warm = ray.remote(num_cpus=1)(warm_worker)
+        warming = [warm.remote() for _ in range(cpus)]    # overlaps imports with market builds
         size = batch_size(len(todo), cpus, batch)
         pending = []
         for group in groups.values():
@@ -249,6 +257,7 @@ def run_sweep(base_cfg: dict, combos: list[dict], seeds: int, out: Path, address
             for i in range(0, len(group), size):
                 chunk = [(j, configs[j.key]) for j in group[i:i + size]]
                 pending.append(remote.remote(ref, chunk))
+        ray.get(warming)
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:

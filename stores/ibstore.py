@@ -91,7 +91,7 @@ class IBStore:
         return self.broker
 
     def start(self, data=None, broker=None):
-        if data is not None and data not in self.datas:
+        if data is not None and not any(d is data for d in self.datas):   # lines overload ==
             self.datas.append(data)
             if self.connected:
                 self._subscribe(data)

@@ -186,7 +186,9 @@ class GammaScalping(bt.Strategy):
             s=states.classify_system(self.guards.risk_halt(), greeks_ok,
                                      age_ms, self.p.data_lag_threshold_ms),
         )
-        if st != self.state and log.isEnabledFor(logging.INFO):
+        prev = self.state
+        if (prev is None or (st.o, st.d, st.l, st.e, st.s) != (prev.o, prev.d, prev.l, prev.e, prev.s)) \
+                and log.isEnabledFor(logging.INFO):            # M alone changes too often to log
             log.info("%s state %s net delta %.1f gamma %.2f", stock.datetime.datetime(0),
                      st.code(), net_delta, net_gamma)
         self.state = st
