@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import backtrader as bt  # noqa: E402
 
 from bifrost.config import load_config  # noqa: E402
+from brokers.backtest import LeanBackBroker  # noqa: E402
 from feeds.loader import load_market  # noqa: E402
 from runners.backtest import run_backtest  # noqa: E402
 from runners.wiring import add_market  # noqa: E402
@@ -32,6 +33,7 @@ class Empty(bt.Strategy):
 def run_empty(cfg, market) -> tuple[float, float]:
     c0, t0 = time.process_time(), time.perf_counter()
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True, maxcpus=1)
+    cerebro.setbroker(LeanBackBroker())             # the same broker the backtest uses
     cerebro.broker.setcash(cfg["broker"]["cash"])
     cerebro.broker.set_coc(True)
     add_market(cerebro, market, cfg)

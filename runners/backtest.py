@@ -25,6 +25,7 @@ if __package__ in (None, ""):          # `python runners/backtest.py` from a che
 import backtrader as bt
 
 from analyzers.pnl import PnLAnalyzer
+from brokers.backtest import LeanBackBroker
 from bifrost.config import ConfigError, load_config
 from feeds.errors import DataError
 from feeds.loader import load_market
@@ -61,6 +62,7 @@ def run_backtest(config=None, overrides=None, market: Market | None = None,
     if market is None:
         market = load_market(cfg)
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True, maxcpus=1)
+    cerebro.setbroker(LeanBackBroker())
     cerebro.broker.setcash(cfg["broker"]["cash"])
     cerebro.broker.set_coc(True)      # fills at the quote the decision saw
     add_market(cerebro, market, cfg)

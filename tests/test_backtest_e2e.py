@@ -82,3 +82,19 @@ def test_cli_bad_config_is_one_clear_message(tmp_path):
     assert "gates.state.delta.epsilon_band" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "x").exists()                     # nothing ran, nothing written
+
+
+def test_lean_broker_changes_nothing_but_speed(monkeypatch):
+    import runners.backtest as rb
+    from backtrader.brokers.bbroker import BackBroker
+
+    lean = rb.run_backtest(overrides=["market.synthetic.days=5"]).metrics
+    monkeypatch.setattr(rb, "LeanBackBroker", BackBroker)
+    full = rb.run_backtest(overrides=["market.synthetic.days=5"]).metrics
+    assert lean == full and lean["hedge_count"] > 0
+
+
+def test_keeping_the_series_changes_no_metric():
+    a = run_backtest(overrides=["market.synthetic.days=5"]).metrics
+    b = run_backtest(overrides=["market.synthetic.days=5"], keep_series=False).metrics
+    assert a == b
