@@ -23,6 +23,7 @@ from stores.ibclient import require
 from stores.ibstore import bt_num, ny_naive
 
 log = logging.getLogger("bifrost.ibbroker")
+REFUSAL_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 201, 202, 203, 321, 399, 10147, 10148}
 
 
 class IBBroker(bt.BrokerBase):
@@ -52,7 +53,7 @@ class IBBroker(bt.BrokerBase):
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
         self.cash = self.startingcash = self._account_cash()
-        self._load_positions()
+        self._loaded = False          # positions load at the first next(): feeds start after us
         log.warning("%s: %s", "PAPER TRADE (no orders reach IB)" if self.p.paper_trade
                     else "LIVE ORDERS ARE SENT TO IB", self.p.order_ref)
 
@@ -160,7 +161,11 @@ class IBBroker(bt.BrokerBase):
 
     # -- fills -----------------------------------------------------------------------
     def next(self):
-        """Paper mode: fill what the strategy sent at the current quote."""
+        """Load the starting positions once the feeds exist; paper mode: fill what the
+        strategy sent at the current quote."""
+        if not self._loaded:
+            self._loaded = True
+            self._load_positions()
         while self._paper_queue:
             order = self._paper_queue.popleft()
             d = order.data
@@ -200,10 +205,18 @@ class IBBroker(bt.BrokerBase):
             order.accept(self)
             self.notify(order)
         elif status in ("Cancelled", "ApiCancelled", "Inactive") and order.alive():
+            # an order IB refused (201 and kin) is logged on the trade as it is cancelled
+            code = next((e.errorCode for e in reversed(trade.log) if e.errorCode), 0)
+            refused = status == "Inactive" or code in REFUSAL_CODES
+            if refused:
+                log.error("order %s refused by IB (%s): %s", trade.order.orderId, code,
+                          trade.log[-1].message if trade.log else "")
             if order.executed.size:
                 order.cancel()
+            elif refused:
+                order.reject(self)                   # the strategy's E4 (BROKER_ERROR)
             else:
-                order.reject(self) if status == "Inactive" else order.cancel()
+                order.cancel()
             self.notify(order)
             self._live.pop(trade.order.orderId, None)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import logging
 import signal
 import sys
@@ -181,7 +182,11 @@ def main(argv=None) -> int:
         return 0
     strat = cerebro.run()[0]
     guards = strat.analyzers.guards.get_analysis()
-    log.info("stopped: %d hedges, blocks %s", len(guards["hedges"]), guards["block_reasons"])
+    broker = stopper.broker
+    final = {"cash": round(broker.getcash(), 2),
+             "positions": {str(d.contract.conId): broker.getposition(d).size for d in stopper.datas},
+             "hedges": len(guards["hedges"]), "blocks": guards["block_reasons"]}
+    log.warning("final: %s", json.dumps(final))
     store.stop()
     return 0
 

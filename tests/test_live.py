@@ -1,0 +1,184 @@
+"""The live runner end to end: the real ib_insync client in runners/live.py, over a
+real socket, against our paper gateway (ibsim) on 127.0.0.1."""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("ib_insync")
+from ibsim.server import SimThread  # noqa: E402
+from runners.backtest import ROOT_DIR  # noqa: E402
+
+LIVE = [sys.executable, str(ROOT_DIR / "runners" / "live.py"), "--config",
+        str(ROOT_DIR / "configs" / "sim.yaml")]
+SIM = {"speed": 600, "clock": {"skip_closed": True, "quote_refresh_seconds": 0.25}}
+
+
+class Runner:
+    """runners/live.py as a real process; stop() sends SIGINT and returns its log."""
+
+    def __init__(self, port, *sets, client_id=17):
+        args = LIVE + ["--set", f"ib.port={port}", "--set", f"ib.client_id={client_id}",
+                       "--set", "ib.retry_seconds=0.5"]
+        for s in sets:
+            args += ["--set", s]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+
+    def stop(self, sig=signal.SIGINT):
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=15)
+        self.stop_seconds = time.monotonic() - t0
+        self.log = err
+        return err
+
+    def final(self) -> dict:
+        m = re.search(r"final: (\{.*\})", self.log)
+        assert m, self.log[-3000:]
+        return json.loads(m.group(1))
+
+
+def wait_for(pred, timeout=20.0, step=0.2):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.fixture
+def sim():
+    s = SimThread(SIM)
+    s.start()
+    yield s
+    s.stop()
+
+
+def our_executions(state):
+    return [e for e in state["executions"] if e.get("orderRef") == "bifrost-gamma"]
+
+
+def hedges_in(log):
+    return [int(m.group(1)) for m in re.finditer(r"hedge ([+-]\d+) shares", log)]
+
+
+def stock_position(state):
+    return sum(p["position"] for p in state["account"]["positions"] if p["secType"] == "STK")
+
+
+def test_live_hedges_right_side_and_size_and_books_match(sim):
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 3, timeout=40)
+    log = r.stop()
+    assert r.proc.returncode == 0, log[-2000:]
+    assert r.stop_seconds < 5
+    state = sim.state()
+    execs = our_executions(state)
+    hedges = hedges_in(log)
+    # every hedge the strategy decided reached the gateway once, with its side and size
+    assert len({e["orderId"] for e in execs}) == len(execs) or all(e.get("cumQty") for e in execs)
+    by_order = {}
+    for e in execs:
+        by_order.setdefault(e["orderId"], 0)
+        by_order[e["orderId"]] += e["shares"] if e["side"] == "BOT" else -e["shares"]
+    assert sorted(by_order.values()) == sorted(hedges[:len(by_order)]) or \
+        sorted(by_order.values()) == sorted(hedges)
+    # positions and cash in Backtrader match the gateway's
+    final = r.final()
+    assert final["positions"]["4815747"] == stock_position(state)
+    assert final["cash"] == pytest.approx(state["account"]["cash"], abs=0.02)
+    assert "LIVE ORDERS ARE SENT TO IB" in log
+
+
+def test_paper_mode_sends_nothing(sim):
+    r = Runner(sim.port, "gates.guard.risk.paper_trade=true")
+    time.sleep(12)
+    log = r.stop()
+    assert r.proc.returncode == 0
+    assert "PAPER TRADE" in log
+    assert hedges_in(log), log[-2000:]                        # it hedged, locally
+    state = sim.state()
+    assert state["orders"] == [] and state["executions"] == []
+    assert stock_position(state) == 0
+    assert r.final()["positions"]["4815747"] == sum(hedges_in(log))
+
+
+def test_gateway_down_is_a_message_and_a_retry_loop():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                             # nothing listens here
+    r = Runner(port)
+    time.sleep(3)
+    assert r.proc.poll() is None                              # still alive, retrying
+    log = r.stop(signal.SIGTERM)
+    assert r.proc.returncode == 0 and r.stop_seconds < 5
+    assert "not reachable" in log and "Traceback" not in log
+
+
+def test_client_id_in_use_gets_a_plain_message(sim):
+    first = Runner(sim.port, "gates.guard.risk.paper_trade=true")
+    assert wait_for(lambda: len(sim.state()["clients"]) == 1)
+    second = Runner(sim.port, "gates.guard.risk.paper_trade=true")
+    time.sleep(4)
+    log2 = second.stop()
+    first.stop()
+    assert "already in use" in log2 and second.proc.returncode == 0
+
+
+def test_disconnect_reconnects_and_never_duplicates(sim):
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+    sim.inject("disconnect", refuse_seconds=1.0)
+    n_before = len(our_executions(sim.state()))
+    assert wait_for(lambda: len(our_executions(sim.state())) > n_before + 1, timeout=40)
+    log = r.stop()
+    assert r.proc.returncode == 0
+    assert "disconnected" in log and log.count("connected to 127.0.0.1") >= 2
+    execs = our_executions(sim.state())
+    assert len({e["execId"] for e in execs}) == len(execs)
+    orders = [o for o in sim.state()["orders"] if o.get("orderRef") == "bifrost-gamma"]
+    assert len({o["orderId"] for o in orders}) == len(orders)  # nothing sent twice
+    assert r.final()["positions"]["4815747"] == stock_position(sim.state())
+
+
+def test_rejected_order_blocks_then_recovers(sim):
+    sim.inject("reject_next", count=1)
+    r = Runner(sim.port, "gates.state.execution.error_retry_seconds=600")
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=60)
+    log = r.stop()
+    assert "refused by IB (201)" in log
+    assert "execution_broker_error" in log                    # E4 held the next hedges off
+    assert r.final()["positions"]["4815747"] == stock_position(sim.state())
+
+
+def test_bad_quotes_do_not_hedge_and_do_not_crash(sim):
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+    sim.inject("bad_data", kind="crossed", ticks=40)
+    time.sleep(3)
+    sim.inject("bad_data", kind="nan", ticks=40)
+    time.sleep(3)
+    n = len(our_executions(sim.state()))
+    assert wait_for(lambda: len(our_executions(sim.state())) > n, timeout=40)   # recovers
+    log = r.stop()
+    assert r.proc.returncode == 0 and "Traceback" not in log
+
+
+def test_restart_restores_the_daily_count_and_cooldown(sim):
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 2, timeout=40)
+    r.stop()
+    n = len({e["orderId"] for e in our_executions(sim.state())})
+    r2 = Runner(sim.port)
+    time.sleep(4)
+    log = r2.stop()
+    m = re.search(r"restored (\d+) hedge\(s\)", log)
+    assert m and int(m.group(1)) >= n, log[-2000:]
