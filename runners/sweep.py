@@ -242,9 +242,10 @@ def run_sweep(base_cfg: dict, combos: list[dict], seeds: int, out: Path, address
             record(rows)
     else:
         ray = start_ray(address, num_cpus)
-        remote = ray.remote(num_cpus=1, max_retries=0)(run_jobs)
+        # SPREAD: locality would otherwise pile tasks onto the node holding the market
+        remote = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(run_jobs)
         cpus = int(ray.cluster_resources().get("CPU", 1))
-        warm = ray.remote(num_cpus=1)(warm_worker)
+        warm = ray.remote(num_cpus=1, scheduling_strategy="SPREAD")(warm_worker)
         warming = [warm.remote() for _ in range(cpus)]    # overlaps imports with market builds
         size = batch_size(len(todo), cpus, batch)
         pending = []

@@ -130,17 +130,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pids_using(marker: str) -> list[int]:
-    pids = []
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) for every process we can see."""
+    out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 cmd = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
-            except OSError:
+                ppid = int(open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 continue
-            if marker in cmd and int(entry) != os.getpid():
-                pids.append(int(entry))
-    return pids
+            out[int(entry)] = (ppid, cmd)
+    return out
+
+
+def _pids_using(marker: str) -> list[int]:
+    """Processes whose command line names ``marker`` (our cluster's temp dir or port),
+    and all their descendants (agents and workers rename themselves "ray::...")."""
+    procs = _processes()
+    found = {pid for pid, (_, cmd) in procs.items() if marker in cmd and pid != os.getpid()}
+    grew = True
+    while grew:
+        kids = {pid for pid, (ppid, _) in procs.items() if ppid in found} - found
+        grew = bool(kids)
+        found |= kids
+    return sorted(found)
 
 
 @pytest.fixture
@@ -157,29 +171,42 @@ def two_node_cluster():
         subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}",
                         "--node-ip-address=127.0.0.1", *common],
                        check=True, capture_output=True, env=env, timeout=120)
+        # the second raylet registers asynchronously: wait until the cluster has two nodes
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            out = subprocess.run([ray_bin, "status", f"--address=127.0.0.1:{port}"],
+                                 capture_output=True, text=True, env=env, timeout=60).stdout
+            if out.count("node_") >= 2 and "2.0 CPU" in out.replace("0.0/2.0 CPU", "2.0 CPU"):
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"second Ray node never joined:\n{out}")
         yield f"127.0.0.1:{port}", env
     finally:
-        # stop only what this test started: every process that names our temp dir or port
+        # stop only what this test started: every process that names our temp dir or
+        # port, with its descendants
+        targets = set()
         for marker in (temp, f"127.0.0.1:{port}"):
-            for pid in _pids_using(marker):
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            targets |= set(_pids_using(marker))
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         time.sleep(1)
-        for marker in (temp, f"127.0.0.1:{port}"):
-            for pid in _pids_using(marker):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_sweep_on_a_two_node_cluster(tmp_path, two_node_cluster):
     address, env = two_node_cluster
     out = tmp_path / "cluster"
-    proc = run(GRID + SMALL + ["--seeds", "2", "--batch", "1", "--address", address,
-                               "--out", str(out), "--no-report"], env=env, timeout=300)
+    # backtests long enough (~0.3 s) that one worker cannot drain the queue alone
+    proc = run(GRID + ["--set", "market.synthetic.days=8", "--seeds", "2", "--batch", "1",
+                       "--address", address, "--out", str(out), "--no-report"], env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     df = pd.read_csv(out / "results.csv")
     assert len(df) == 8 and (df["status"] == "ok").all()
