@@ -11,7 +11,10 @@ import time
 
 import pytest
 
-pytest.importorskip("ib_insync")
+from stores.ibclient import ibi  # noqa: E402
+
+if ibi is None:
+    pytest.skip("neither ib_insync nor ib_async is installed", allow_module_level=True)
 from ibsim.server import SimThread  # noqa: E402
 from runners.backtest import ROOT_DIR  # noqa: E402
 
