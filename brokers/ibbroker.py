@@ -52,6 +52,7 @@ class IBBroker(bt.BrokerBase):
         ib.orderStatusEvent += self._on_status
         ib.execDetailsEvent += self._on_exec
         ib.commissionReportEvent += self._on_commission
+        ib.positionEvent += self._on_position
         self.cash = self.startingcash = self._account_cash()
         self._loaded = False          # positions load at the first next(): feeds start after us
         log.warning("%s: %s", "PAPER TRADE (no orders reach IB)" if self.p.paper_trade
@@ -77,6 +78,29 @@ class IBBroker(bt.BrokerBase):
             if d is not None:
                 mult = float(getattr(p.contract, "multiplier", "") or 1)
                 self.positions[d] = Position(p.position, p.avgCost / mult)
+
+    def _on_position(self, p) -> None:
+        """Option positions changed outside this engine (a manual trade, an exercise):
+        the legs we have feeds for take IB's size, so delta is never computed on a
+        position that is gone; a new leg without a feed is reported (restart to add it)."""
+        c = p.contract
+        if c.secType != "OPT":
+            return                                   # the stock moves with our own fills
+        d = self._datas().get(c.conId)
+        if d is None:
+            if p.position:
+                log.warning("new option position %s %s %s x%s has no feed: not hedged until "
+                            "a restart picks it up", c.right, c.strike,
+                            c.lastTradeDateOrContractMonth, p.position)
+                self.store.put_notification("POSITION_UNTRACKED", c.conId, p.position)
+            return
+        pos = self.positions[d]
+        if pos.size != p.position:
+            log.warning("option position %s changed outside the engine: %s -> %s",
+                        c.localSymbol or c.conId, pos.size, p.position)
+            mult = float(getattr(c, "multiplier", "") or 1)
+            self.positions[d] = Position(p.position, p.avgCost / mult if p.position else 0.0)
+            self.store.put_notification("POSITION_CHANGED", c.conId, p.position)
 
     # -- queries ---------------------------------------------------------------------
     def getcash(self):

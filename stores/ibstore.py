@@ -77,6 +77,7 @@ class IBStore:
         self._backoff = 1.0
         self._stopping = False
         self.last_tick_perf = None                # when the newest tick arrived (latency)
+        self.ticks = 0
         self.contract_errors = {}                 # conId/reqId -> last error text
 
     # -- Backtrader store protocol ---------------------------------------------------
@@ -234,6 +235,7 @@ class IBStore:
         return num
 
     def _on_tick(self, ticker) -> None:
+        self.ticks += 1
         self.last_tick_perf = time.perf_counter()
         stamp = self._stamp(ticker)
         for d in self.datas:

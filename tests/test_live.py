@@ -185,3 +185,22 @@ def test_restart_restores_the_daily_count_and_cooldown(sim):
     log = r2.stop()
     m = re.search(r"restored (\d+) hedge\(s\)", log)
     assert m and int(m.group(1)) >= n, log[-2000:]
+
+
+def test_option_position_changed_outside_is_noticed_and_used(sim):
+    """A manual trade in a leg (another client): the engine logs it and hedges the new
+    size, never the old one."""
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(sim.state()["clients"]) == 1, timeout=20)
+    time.sleep(2)
+    ib = ibi.IB()
+    ib.connect("127.0.0.1", sim.port, clientId=55, timeout=10)
+    leg = next(p.contract for p in ib.positions() if p.contract.secType == "OPT")
+    leg.exchange = "SMART"
+    ib.placeOrder(leg, ibi.MarketOrder("SELL", 4))
+    ib.sleep(3)
+    ib.disconnect()
+    time.sleep(2)
+    log = r.stop()
+    assert "changed outside the engine: 10.0 -> 6.0" in log
+    assert r.final()["positions"][str(leg.conId)] == 6.0
