@@ -161,13 +161,21 @@ def start_ray(address: str | None, num_cpus: int | None):
         else:
             ray.init(num_cpus=num_cpus, **kw)
     except Exception as exc:
-        text = str(exc)
+        text = str(exc).strip()
         hint = ""
-        if "auth" in text.lower() or "token" in text.lower() or "unauthenticated" in text.lower():
-            hint = (" (token authentication: set RAY_AUTH_MODE=token and the cluster's token in "
-                    "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, the same on every node)")
+        if address:
+            # Ray reports a refused token only in its own log lines; say what to check
+            if os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = (". If the cluster uses token authentication (Ray 2.59+ does for "
+                        "clusters started locally), set RAY_AUTH_MODE=token and its token in "
+                        "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH")
+            else:
+                hint = (". RAY_AUTH_MODE=token is set: check that RAY_AUTH_TOKEN (or the file in "
+                        "RAY_AUTH_TOKEN_PATH, default ~/.ray/auth_token) holds the cluster's token, "
+                        "and that the address is right")
         where = address or "a local Ray"
-        raise SystemExit(f"error: cannot start or join Ray at {where}: {text.splitlines()[0] if text else exc}{hint}") from None
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise SystemExit(f"error: cannot start or join Ray at {where}: {first}{hint}") from None
     return ray
 
 

@@ -211,3 +211,13 @@ def test_sweep_on_a_two_node_cluster(tmp_path, two_node_cluster):
     df = pd.read_csv(out / "results.csv")
     assert len(df) == 8 and (df["status"] == "ok").all()
     assert df["node"].nunique() == 2, df[["node", "pid"]]   # tasks ran on both nodes
+
+
+def test_wrong_cluster_token_is_one_clear_line(tmp_path, two_node_cluster):
+    address, env = two_node_cluster
+    proc = run(GRID[:2] + SMALL + ["--address", address, "--out", str(tmp_path / "x"), "--no-report"],
+               env={**env, "RAY_AUTH_TOKEN": "not-the-cluster-token-0000000000000000"}, timeout=300)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot start or join Ray at " + address)
+    assert "RAY_AUTH_TOKEN" in last and "Traceback" not in proc.stderr
