@@ -16,6 +16,7 @@ import backtrader as bt
 import numpy as np
 
 from bifrost.pricing import DAYS_PER_YEAR
+from brokers import position_reader
 
 
 SERIES_COLUMNS = ("datetime", "value", "spot", "net_delta", "net_gamma", "option_pnl",
@@ -48,7 +49,7 @@ class PnLAnalyzer(bt.Analyzer):
         self.pnl = {"option": 0.0, "hedge": 0.0}
         self.attr = {"delta": 0.0, "gamma": 0.0, "theta": 0.0, "vega": 0.0}
         broker = s.broker
-        self._position = broker.getposition
+        self._position = position_reader(broker)
         self._closes = [(d, d.lines.close) for d in self.cash_flow]   # buffers looked up once
         self._cis = [c for c in (broker.getcommissioninfo(d) for d in self.cash_flow)
                      if hasattr(c, "costs")]

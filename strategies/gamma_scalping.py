@@ -19,6 +19,7 @@ import backtrader as bt
 
 from analyzers.guards import GuardAnalyzer
 from bifrost import states, structure
+from brokers import position_reader
 from bifrost.guards import outside_trading_hours
 from bifrost.pricing import bs_greeks, implied_vol
 from bifrost.states import D, State
@@ -92,7 +93,10 @@ class GammaScalping(bt.Strategy):
         # line buffers looked up once: attribute access on a feed is slow per bar
         self._leg_lines = {d: _LegLines(*(getattr(d.lines, n) for n in _LegLines._fields))
                            for d in self.options}
-        self._positions = self.broker.getposition
+        self._positions = position_reader(self.broker)
+        lines = self.stock.lines
+        self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else None
+        self._window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
             self.setsizer(HedgeSizer())
@@ -171,7 +175,7 @@ class GammaScalping(bt.Strategy):
         bid, ask = self._stock_quote()
         error = (self._broker_error_s is not None
                  and now_s - self._broker_error_s < self.p.error_retry_seconds)
-        window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
+        window_years = self._window_years
         iv_avg = iv_sum / n_legs if n_legs else self.p.volatility
         age_ms = self._quote_age_ms(now_num)
         st = State(
@@ -224,9 +228,9 @@ class GammaScalping(bt.Strategy):
 
     # -- pieces ----------------------------------------------------------------------
     def _stock_quote(self):
-        lines = self.stock.lines
-        if hasattr(lines, "bid"):
-            return self.stock.bid[0], self.stock.ask[0]
+        if self._stock_bidask is not None:
+            bid, ask = self._stock_bidask
+            return bid[0], ask[0]
         c = self.stock.close[0]
         return c, c                                   # no quote lines: treat close as the quote
 
