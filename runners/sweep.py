@@ -153,8 +153,9 @@ def start_ray(address: str | None, num_cpus: int | None):
     if ray.is_initialized():                          # a caller (or benchmark) started it
         return ray
     address = address or os.environ.get("RAY_ADDRESS") or None
-    kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT_DIR)}})
+    # workers import the installed package (pip install -e . on every node): no
+    # runtime_env, which would start per-worker environment set-up
+    kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         if address:
             ray.init(address=address, **kw)
