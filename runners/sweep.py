@@ -86,7 +86,10 @@ def _node_id() -> str:
 
 # -- results on disk -------------------------------------------------------------------
 class ResultWriter:
-    """Appends rows to results.csv as they arrive; results.parquet mirrors it."""
+    """Appends rows to results.csv as they arrive; results.parquet mirrors it,
+    rewritten at most every ``parquet_every`` seconds and at the end."""
+
+    parquet_every = 5.0
 
     def __init__(self, out: Path, columns: list[str]):
         self.path = out / "results.csv"
@@ -100,6 +103,7 @@ class ResultWriter:
         self.w = csv.DictWriter(self.fh, fieldnames=columns, extrasaction="ignore")
         if new:
             self.w.writeheader()
+        self._parquet_at = time.monotonic()
 
     def done_keys(self) -> set[str]:
         return {r["key"] for r in self.rows if r.get("status") == "ok"}
@@ -109,15 +113,23 @@ class ResultWriter:
             self.w.writerow(r)
         self.fh.flush()
         self.rows.extend(rows)
+        if time.monotonic() - self._parquet_at >= self.parquet_every:
+            self.write_parquet()
 
     def close(self) -> None:
         self.fh.close()
+        self.write_parquet()
+
+    def write_parquet(self) -> None:
+        self._parquet_at = time.monotonic()
         try:
             import pandas as pd
             df = pd.read_csv(self.path)
             # an errored run that later succeeded (--resume) keeps only its last row
             df = df.drop_duplicates("key", keep="last")
-            df.to_parquet(self.path.with_suffix(".parquet"), index=False)
+            tmp = self.path.with_suffix(".parquet.tmp")
+            df.to_parquet(tmp, index=False)
+            os.replace(tmp, self.path.with_suffix(".parquet"))   # readers never see half a file
         except ImportError:                           # pyarrow missing: CSV only
             log.warning("pyarrow not installed: results.parquet not written")
 

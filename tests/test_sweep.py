@@ -221,3 +221,15 @@ def test_wrong_cluster_token_is_one_clear_line(tmp_path, two_node_cluster):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: cannot start or join Ray at " + address)
     assert "RAY_AUTH_TOKEN" in last and "Traceback" not in proc.stderr
+
+
+def test_parquet_follows_the_csv_while_a_sweep_runs(tmp_path, monkeypatch):
+    from runners import sweep
+
+    monkeypatch.setattr(sweep.ResultWriter, "parquet_every", 0.0)
+    w = sweep.ResultWriter(tmp_path, ["combo", "seed", "key", "status"])
+    w.add([{"combo": 0, "seed": 1, "key": "a", "status": "ok"}])
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 1      # before close
+    w.add([{"combo": 1, "seed": 1, "key": "b", "status": "ok"}])
+    assert len(pd.read_parquet(tmp_path / "results.parquet")) == 2
+    w.close()
