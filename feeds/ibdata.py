@@ -88,12 +88,17 @@ class _IBLive(bt.feed.DataBase):
 
 
 class IBStockData(_IBLive):
-    lines = ("bid", "ask")
+    """The stock; ``age_ms`` is how old its quote is (wall time since IB last updated
+    it), which the strategy classifies as S2 DATA_LAG / M5 STALE."""
+    lines = ("bid", "ask", "age_ms")
 
     def _values(self) -> dict:
         bid, ask, mid = quote(self.ticker)
+        t = self.ticker.time
+        age = ((dt.datetime.now(dt.timezone.utc) - t).total_seconds() * 1000.0
+               if isinstance(t, dt.datetime) else NAN)
         return {"open": mid, "high": mid, "low": mid, "close": mid, "volume": _f(self.ticker.volume),
-                "bid": bid, "ask": ask}
+                "bid": bid, "ask": ask, "age_ms": age}
 
 
 class IBOptionData(_IBLive):

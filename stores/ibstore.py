@@ -53,7 +53,7 @@ class IBStore:
 
     def __init__(self, host="127.0.0.1", port=7497, client_id=1, timeout=10.0, account="",
                  timestamps="receipt", reconnect_max_seconds=30.0, market_data_type=1,
-                 generic_ticks="100,101,106,233"):
+                 generic_ticks="100,101,106,233", heartbeat_seconds=1.0):
         ibi = require()
         self.host = os.environ.get("IB_HOST", host)
         self.port = int(os.environ.get("IB_PORT", port))
@@ -78,6 +78,8 @@ class IBStore:
         self._stopping = False
         self.last_tick_perf = None                # when the newest tick arrived (latency)
         self.ticks = 0
+        self.heartbeat = heartbeat_seconds
+        self._last_push = time.monotonic()
         self.contract_errors = {}                 # conId/reqId -> last error text
 
     # -- Backtrader store protocol ---------------------------------------------------
@@ -237,6 +239,7 @@ class IBStore:
     def _on_tick(self, ticker) -> None:
         self.ticks += 1
         self.last_tick_perf = time.perf_counter()
+        self._last_push = time.monotonic()
         stamp = self._stamp(ticker)
         for d in self.datas:
             d.push_snapshot(stamp)
@@ -255,6 +258,19 @@ class IBStore:
             self.ib.waitOnUpdate(timeout=timeout)
         except ConnectionError:
             self._on_disconnect()
+            return
+        if self.datas and time.monotonic() - self._last_push >= self.heartbeat:
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        """No tick for ``heartbeat`` seconds: deliver a snapshot anyway, its time moved on
+        by the silence, so the strategy sees its quotes age (S2 DATA_LAG, M5 STALE) and
+        says why it does not hedge, instead of falling silent."""
+        now = time.monotonic()
+        self._last_stamp += (now - self._last_push) / 86400.0
+        self._last_push = now
+        for d in self.datas:
+            d.push_snapshot(self._last_stamp)
 
     @staticmethod
     def finite(x) -> float:

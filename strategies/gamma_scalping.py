@@ -96,6 +96,7 @@ class GammaScalping(bt.Strategy):
         self._positions = position_reader(self.broker)
         lines = self.stock.lines
         self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else None
+        self._stock_age = lines.age_ms if hasattr(lines, "age_ms") else None
         self._window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
@@ -235,9 +236,12 @@ class GammaScalping(bt.Strategy):
         return c, c                                   # no quote lines: treat close as the quote
 
     def _quote_age_ms(self, now_num: float) -> float:
-        """Age of the underlying's quote on the data's own clock (0 in a backtest; live
-        feeds stamp bars with their quote time, so a stale feed shows here)."""
-        return max(0.0, (now_num - self.stock.datetime[0]) * 86400000.0)
+        """Age of the underlying's quote as its feed reports it (an ``age_ms`` line, as
+        live feeds have); a feed without one is as fresh as its bar (backtests)."""
+        if self._stock_age is None:
+            return 0.0
+        age = self._stock_age[0]
+        return age if age == age else 0.0
 
     def _track_returns(self, now_s: float, spot: float) -> None:
         prev = self._prev_spot

@@ -204,3 +204,21 @@ def test_option_position_changed_outside_is_noticed_and_used(sim):
     log = r.stop()
     assert "changed outside the engine: 10.0 -> 6.0" in log
     assert r.final()["positions"][str(leg.conId)] == 6.0
+
+
+def test_stale_quotes_block_as_data_lag_and_clear(sim):
+    """The gateway stops quoting: heartbeat bars keep the strategy running, it sees the
+    quote age (S2 DATA_LAG) and no order leaves; quotes return: S0 and hedging again."""
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+    sim.inject("stale", seconds=7)
+    time.sleep(1.0)
+    n = len(our_executions(sim.state()))
+    time.sleep(5.0)
+    assert len(our_executions(sim.state())) == n                # nothing sent while stale
+    assert wait_for(lambda: len(our_executions(sim.state())) > n, timeout=40)
+    log = r.stop()
+    states = re.findall(r"state (O\d D\d M\d L\d E\d S\d)", log)
+    stale = [i for i, s in enumerate(states) if s.endswith("S2")]
+    assert stale, states[-20:]
+    assert states[stale[-1] + 1:] and states[-1].endswith("S0")   # cleared
