@@ -222,3 +222,29 @@ def test_stale_quotes_block_as_data_lag_and_clear(sim):
     stale = [i for i, s in enumerate(states) if s.endswith("S2")]
     assert stale, states[-20:]
     assert states[stale[-1] + 1:] and states[-1].endswith("S0")   # cleared
+
+
+def test_partial_fill_is_tracked_to_completion(sim):
+    sim.inject("partial_fill", fraction=0.5, rest_after=1.0, count=1)
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 3, timeout=40)
+    log = r.stop()
+    states = re.findall(r"state (O\d D\d M\d L\d E\d S\d)", log)
+    assert any(" E2 " in s for s in states), states[:30]     # PARTIAL_FILL while it lasted
+    first = min(e["orderId"] for e in our_executions(sim.state()))
+    assert len([e for e in our_executions(sim.state()) if e["orderId"] == first]) == 2
+    assert r.final()["positions"]["4815747"] == stock_position(sim.state())
+
+
+def test_1101_resubscribes_and_1102_keeps_going(sim):
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+    sim.inject("error_1101")
+    n = len(our_executions(sim.state()))
+    assert wait_for(lambda: len(our_executions(sim.state())) > n, timeout=40)
+    sim.inject("error_1102")
+    n = len(our_executions(sim.state()))
+    assert wait_for(lambda: len(our_executions(sim.state())) > n, timeout=40)
+    log = r.stop()
+    assert "re-subscribing" in log and "data kept (1102)" in log
+    assert r.proc.returncode == 0
