@@ -248,3 +248,18 @@ def test_1101_resubscribes_and_1102_keeps_going(sim):
     log = r.stop()
     assert "re-subscribing" in log and "data kept (1102)" in log
     assert r.proc.returncode == 0
+
+
+def test_wide_spreads_block_as_liquidity_and_clear(sim):
+    r = Runner(sim.port)
+    assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+    sim.inject("widen", factor=80.0, seconds=5)                # 1 bp -> 0.8%: L2
+    time.sleep(1.0)
+    n = len(our_executions(sim.state()))
+    time.sleep(3.0)
+    assert len(our_executions(sim.state())) == n                # nothing sent on wide quotes
+    assert wait_for(lambda: len(our_executions(sim.state())) > n, timeout=40)
+    log = r.stop()
+    states = re.findall(r"state (O\d D\d M\d L\d E\d S\d)", log)
+    wide = [i for i, s in enumerate(states) if " L2 " in s]
+    assert wide and " L0 " in states[-1]
