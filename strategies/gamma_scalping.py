@@ -192,8 +192,8 @@ class GammaScalping(bt.Strategy):
                                      age_ms, self.p.data_lag_threshold_ms),
         )
         prev = self.state
-        if (prev is None or (st.o, st.d, st.l, st.e, st.s) != (prev.o, prev.d, prev.l, prev.e, prev.s)) \
-                and log.isEnabledFor(logging.INFO):            # M alone changes too often to log
+        if log.isEnabledFor(logging.INFO) and (     # M alone changes too often to log
+                prev is None or (st.o, st.d, st.l, st.e, st.s) != (prev.o, prev.d, prev.l, prev.e, prev.s)):
             log.info("%s state %s net delta %.1f gamma %.2f", stock.datetime.datetime(0),
                      st.code(), net_delta, net_gamma)
         self.state = st
