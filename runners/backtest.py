@@ -13,7 +13,6 @@ import argparse
 import csv
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field

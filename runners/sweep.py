@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import logging
-import math
 import os
 import socket
 import sys

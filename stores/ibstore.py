@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-import math
 import os
 import time
 from zoneinfo import ZoneInfo
@@ -271,11 +270,3 @@ class IBStore:
         self._last_push = now
         for d in self.datas:
             d.push_snapshot(self._last_stamp)
-
-    @staticmethod
-    def finite(x) -> float:
-        try:
-            x = float(x)
-        except (TypeError, ValueError):
-            return math.nan
-        return x if math.isfinite(x) else math.nan
