@@ -84,6 +84,32 @@ def find_legs(store, symbol: str, cfg: dict, today: dt.date) -> list:
     return legs
 
 
+def chain_candidates(store, stock, cfg: dict, today: dt.date, spot: float) -> list:
+    """Options the strategy may open or roll into (``structure.manage: true``): from
+    the chain (reqSecDefOptParams), expiries in the DTE window and strikes within the
+    ATM band plus a margin for the spot to move, both rights, qualified."""
+    from stores.ibclient import require
+    ibi = require()
+    st = cfg["gates"]["strategy"]["structure"]
+    chains = store.ib.reqSecDefOptParams(stock.symbol, "", stock.secType, stock.conId)
+    chain = next((c for c in chains if c.exchange == "SMART"), chains[0] if chains else None)
+    if chain is None or not (spot > 0):
+        log.error("no option chain for %s (or no spot): cannot manage the structure", stock.symbol)
+        return []
+    lo_day, hi_day = today + dt.timedelta(days=st["min_dte"]), today + dt.timedelta(days=st["max_dte"])
+    expiries = [e for e in chain.expirations
+                if lo_day <= dt.datetime.strptime(e[:8], "%Y%m%d").date() <= hi_day]
+    reach = st["atm_band_pct"] + 0.07                # room for the spot to move before a restart
+    strikes = [k for k in chain.strikes if abs(k - spot) / spot <= reach]
+    wanted = [ibi.Option(stock.symbol, e, k, r, "SMART", tradingClass=chain.tradingClass,
+                         multiplier=chain.multiplier, currency="USD")
+              for e in expiries for k in strikes for r in ("C", "P")]
+    got = store.qualify(*wanted) if wanted else []
+    log.info("structure management: %d candidate legs (%d expiries x %d strikes x 2)",
+             len(got), len(expiries), len(strikes))
+    return got
+
+
 def build(cfg: dict, store, stopper):
     from brokers.commissions import OptionCommission, StockCommission
     from runners.wiring import add_hedging
@@ -101,7 +127,12 @@ def build(cfg: dict, store, stopper):
     from stores.ibstore import ny_naive
     today = ny_naive(store.ib.reqCurrentTime()).date()
     legs = store.qualify(*find_legs(store, symbol, cfg, today)) if store.ib.positions() else []
-    if not legs:
+    if cfg["gates"]["strategy"]["structure"]["manage"]:
+        [ticker] = store.ib.reqTickers(stock[0])
+        held = {c.conId for c in legs}
+        legs += [c for c in chain_candidates(store, stock[0], cfg, today, ticker.marketPrice())
+                 if c.conId not in held]
+    elif not legs:
         log.warning("no option legs of %s in the DTE window: nothing to hedge until there are", symbol)
     cerebro = bt.Cerebro(stdstats=False, runonce=False, preload=False, quicknotify=True)
     b = cfg["broker"]

@@ -126,6 +126,8 @@ class GammaScalping(bt.Strategy):
             self._down.discard(data)
 
     def notify_order(self, order):
+        log.debug("order %s %s %s size %s", order.ref, order.getstatusname(),
+                  order.data._name, order.executed.size)
         if order.status in (order.Submitted, order.Accepted):
             return
         if order.status == order.Partial:

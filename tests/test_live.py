@@ -263,3 +263,18 @@ def test_wide_spreads_block_as_liquidity_and_clear(sim):
     states = re.findall(r"state (O\d D\d M\d L\d E\d S\d)", log)
     wide = [i for i, s in enumerate(states) if " L2 " in s]
     assert wide and " L0 " in states[-1]
+
+
+def test_managed_structure_buys_the_straddle_then_hedges():
+    """``structure.manage: true`` live: from an empty account the engine picks the
+    straddle from the chain (reqSecDefOptParams), buys it, and hedges its delta."""
+    with SimThread({**SIM, "positions": []}) as s:
+        r = Runner(s.port, "gates.strategy.structure.manage=true")
+        assert wait_for(lambda: len(our_executions(s.state())) >= 3, timeout=40)
+        log = r.stop()
+        execs = our_executions(s.state())
+    assert "candidate legs" in log and "straddle" in log
+    opts = [e for e in execs if e.get("contract", "").endswith(("C", "P"))]
+    assert {e["contract"][-1] for e in opts} == {"C", "P"}
+    assert all(e["side"] == "BOT" and e["shares"] == 10 for e in opts[:2])
+    assert any(e.get("contract") == "NVDA" for e in execs)     # and the hedge
