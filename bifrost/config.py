@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import datetime as _dt
 import os
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+# YAML 1.1 reads 1e8 as text (it wants 1.0e8); users mean a number
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
 
 
 class ConfigError(ValueError):

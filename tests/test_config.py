@@ -259,7 +259,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
     ("a.b=5", ("a.b", 5)),
     ("a.b=-5", ("a.b", -5)),
     ("a.b=2.5", ("a.b", 2.5)),
-    ("a.b=1e3", ("a.b", "1e3")),            # YAML 1.1: no dot, so a string
+    ("a.b=1e3", ("a.b", 1000.0)),           # a number, though YAML 1.1 alone would say text
     ("a.b=1.0e+3", ("a.b", 1000.0)),
     ("a.b=true", ("a.b", True)),
     ("a.b=false", ("a.b", False)),
@@ -340,3 +340,10 @@ def test_every_leaf_can_be_set_to_its_own_default():
         else:
             items.append(f"{dotted}={value!r}".replace("True", "true").replace("False", "false"))
     assert load_config(overrides=items) == load_config()
+
+
+def test_scientific_notation_without_a_dot_is_a_number():
+    cfg = load_config(overrides=["gates.state.delta.max_delta_limit=1e9",
+                                 "gates.state.delta.threshold_hedge_shares=2E2"])
+    assert cfg["gates"]["state"]["delta"]["max_delta_limit"] == 1e9
+    assert cfg["gates"]["state"]["delta"]["threshold_hedge_shares"] == 200.0
