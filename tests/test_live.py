@@ -86,14 +86,14 @@ def test_live_hedges_right_side_and_size_and_books_match(sim):
     state = sim.state()
     execs = our_executions(state)
     hedges = hedges_in(log)
-    # every hedge the strategy decided reached the gateway once, with its side and size
-    assert len({e["orderId"] for e in execs}) == len(execs) or all(e.get("cumQty") for e in execs)
+    # every hedge the strategy decided reached the gateway once, with its side and size,
+    # in the order it was decided (at most the last one was still in flight at the stop)
     by_order = {}
     for e in execs:
-        by_order.setdefault(e["orderId"], 0)
-        by_order[e["orderId"]] += e["shares"] if e["side"] == "BOT" else -e["shares"]
-    assert sorted(by_order.values()) == sorted(hedges[:len(by_order)]) or \
-        sorted(by_order.values()) == sorted(hedges)
+        by_order[e["orderId"]] = by_order.get(e["orderId"], 0) + (
+            e["shares"] if e["side"] == "BOT" else -e["shares"])
+    fills = [by_order[k] for k in sorted(by_order)]
+    assert fills == hedges[:len(fills)] and len(hedges) - len(fills) <= 1, (fills, hedges)
     # positions and cash in Backtrader match the gateway's
     final = r.final()
     assert final["positions"]["4815747"] == stock_position(state)
