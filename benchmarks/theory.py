@@ -19,7 +19,6 @@ Zero costs, rate, drift and guards; one straddle of 10 contracts per leg. Prints
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import multiprocessing as mp
 import sys
@@ -30,102 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from runners.backtest import run_backtest  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from theory_harness import CONTRACTS, MONDAY, WEDNESDAY, run_path as _run_path  # noqa: E402
 
-CONTRACTS = 10
-MULTIPLIER = 100
-STRIKE_STEP = 5.0
-MONDAY, WEDNESDAY = "2026-01-05", "2026-01-07"
 BGK = 0.5826                       # -zeta(1/2) / sqrt(2 pi): discrete-monitoring shift
-
-THEORY = [
-    "broker.stock.commission_per_share=0", "broker.stock.min_commission=0",
-    "broker.stock.slippage_bps=0", "broker.option.commission_per_contract=0",
-    "broker.option.slippage_pct=0", "market.spread.stock_bps=0",
-    "market.spread.option_pct=0", "market.spread.option_min=0",
-    "greeks.risk_free_rate=0", "market.synthetic.mu=0", "market.synthetic.earnings_dates=[]",
-    "gates.intent.hedge.cooldown_seconds=null", "gates.intent.hedge.min_price_move_pct=null",
-    "gates.guard.risk.max_daily_hedge_count=null", "gates.guard.risk.max_position_shares=null",
-    "gates.guard.risk.max_daily_loss_usd=null", "gates.intent.hedge.min_hedge_shares=1",
-    "gates.intent.hedge.max_hedge_shares_per_order=1000000",
-    "gates.state.delta.max_delta_limit=1000000",
-    f"gates.strategy.structure.contracts={CONTRACTS}",
-    f"gates.strategy.structure.multiplier={MULTIPLIER}",
-    f"market.synthetic.strike_step={STRIKE_STEP}",
-]
-NO_ROLL = ["gates.strategy.structure.atm_band_pct=0.5", "gates.strategy.structure.min_dte=14",
-           "gates.strategy.structure.max_dte=35"]
-MIN_DTE, MAX_DTE = 14, 35
-
-
-def _ncdf(x: float) -> float:
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
-
-
-def straddle(spot: float, strike: float, var: float) -> float:
-    sd = math.sqrt(var)
-    d1 = (math.log(spot / strike) + 0.5 * var) / sd
-    d2 = d1 - sd
-    return (spot * _ncdf(d1) - strike * _ncdf(d2)) + (strike * _ncdf(-d2) - spot * _ncdf(-d1))
-
-
-def held_contract(spot: float, today_ord: int) -> tuple[float, float]:
-    fridays = [d for d in range(today_ord + MIN_DTE, today_ord + MAX_DTE + 1)
-               if dt.date.fromordinal(d).weekday() == 4]
-    strikes = [round(spot / STRIKE_STEP) * STRIKE_STEP + k * STRIKE_STEP for k in (-1, 0, 1)]
-    strike = min(strikes, key=lambda k: (abs(k - spot), k))
-    return strike, max(fridays) + 16.0 / 24.0
 
 
 def run_path(task: tuple) -> dict:
-    """One backtest; ``task`` = (seed, sigma, iv, start, days, bar_minutes, band, rolls)."""
+    """One backtest for a pool worker; ``task`` = (seed, sigma, iv, start, days,
+    bar_minutes, band, rolls)."""
     seed, sigma, iv, start, days, bar_minutes, band, rolls = task
-    res = run_backtest(None, THEORY + ([] if rolls else NO_ROLL) + [
-        f"market.synthetic.seed={seed}", f"market.synthetic.sigma={sigma}",
-        f"market.synthetic.implied_vol={iv}", f"market.synthetic.start='{start}'",
-        f"market.synthetic.days={days}", f"market.synthetic.bar_minutes={bar_minutes}",
-        f"gates.state.delta.threshold_hedge_shares={band}",
-        f"gates.state.delta.epsilon_band={band / 2}",
-    ])
-    m, s = res.metrics, res.series
-    t = np.asarray(s["datetime"], dtype=float)
-    spot = np.asarray(s["spot"], dtype=float)
-    gamma = np.asarray(s["net_gamma"], dtype=float)[:-1]
-    ds = np.diff(spot)
-    dt_years = np.diff(t) / 365.0
-    theta = 0.5 * gamma * iv * iv * spot[:-1] ** 2 * dt_years
-    out = {
-        "pnl": m["total_pnl"], "costs": m["costs"],
-        "identity": float(np.sum(0.5 * gamma * ds * ds) - np.sum(theta)),
-        "theta": float(np.sum(theta)),
-        "hedges": m["hedge_count"], "shares": m["shares_traded"],
-        "contracts": m["option_contracts_traded"],
-        # band theory inputs, from bar 2 on (bar 0 buys, bar 1 hedges the opening delta)
-        "qv": float(np.sum((gamma[1:] * ds[1:]) ** 2)),
-        "bars": len(ds) - 1,
-        "s2dt": float(np.sum(sigma * sigma * spot[1:-1] ** 2 * dt_years[1:])),
-    }
-    # the hedge of the straddle's opening delta (bar 1) is not part of the band's count
-    first = [h for h in res.hedges if h.get("status") == "Completed"]
-    opening = [h for h in first if h["datetime"] == _bar_text(t[1])]
-    out["hedges_band"] = out["hedges"] - len(opening)
-    out["shares_band"] = out["shares"] - sum(abs(h["shares"]) for h in opening)
-    if rolls:
-        out["aw"] = 0.0 if sigma == iv else math.nan
-    else:
-        strike, expiry = held_contract(spot[0], int(t[0]))
-        held = (t[-1] - t[0]) / 365.0
-        tau0 = (expiry - t[0]) / 365.0
-        out["aw"] = CONTRACTS * MULTIPLIER * (
-            straddle(spot[0], strike, sigma ** 2 * held + iv ** 2 * (tau0 - held))
-            - straddle(spot[0], strike, iv ** 2 * tau0))
-    return out
-
-
-def _bar_text(num: float) -> str:
-    day = int(num)
-    secs = round((num - day) * 86400.0)
-    return (dt.datetime.fromordinal(day) + dt.timedelta(seconds=secs)).strftime("%Y-%m-%d %H:%M:%S")
+    return _run_path(seed, sigma, iv, start=start, days=days, bar_minutes=bar_minutes,
+                     band=band, rolls=rolls)
 
 
 def run_set(pool, n, seed0, sigma, iv, start=MONDAY, days=5, bar_minutes=5, band=2.0, rolls=False):
@@ -174,7 +89,7 @@ def main(argv=None) -> int:
         resid = np.mean(r["pnl"] - r["identity"]) / np.mean(r["theta"])
         mean, se = mean_se(r["pnl"])
         aw = float(np.mean(r["aw"]))
-        rolls = (np.mean(r["contracts"]) - 2 * CONTRACTS) / (4 * CONTRACTS)   # a roll: 2 legs out, 2 in
+        rolls = (np.mean(r["contracts_traded"]) - 2 * CONTRACTS) / (4 * CONTRACTS)   # a roll: 2 legs out, 2 in
         print(f"{name:<31}{corr:>7.4f}{slope:>7.3f}{resid:>12.4f}{mean:>10.1f}{se:>9.1f}"
               f"{aw:>11.1f}{(mean - aw) / se:>7.2f}{rolls:>11.2f}")
     assert all(np.all(r["costs"] == 0) for _, r in results)
@@ -182,14 +97,14 @@ def main(argv=None) -> int:
     print(f"\n3. band hedging: one session of 1-minute bars, s_r = s_i = 0.35, H = {h:g} and {h / 2:g}")
     rows = []
     for band, r in ((h, wide), (h / 2, narrow)):
-        qv = np.mean(r["qv"])
+        qv = np.mean(r["delta_qv"])
         step = math.sqrt(qv / np.mean(r["bars"]))          # per-bar delta move, rms
         h_eff = band + BGK * step
         rows.append({
             "H": band, "step": step,
-            "hedges": np.mean(r["hedges_band"]), "hedges_th": qv / band ** 2,
+            "hedges": np.mean(r["band_hedges"]), "hedges_th": qv / band ** 2,
             "hedges_th2": qv / h_eff ** 2,
-            "shares": np.mean(r["shares_band"]), "shares_th": qv / band,
+            "shares": np.mean(r["band_shares"]), "shares_th": qv / band,
             "shares_th2": qv / h_eff,
             "std": np.std(r["pnl"], ddof=1), "std_band": np.std(r["pnl"] - r["identity"], ddof=1),
             "std_th": band * math.sqrt(np.mean(r["s2dt"]) / 6.0),

@@ -1,7 +1,6 @@
 """The live runner end to end: the real ib_insync client in runners/live.py, over a
 real socket, against our paper gateway (ibsim) on 127.0.0.1."""
 import json
-import os
 import re
 import signal
 import socket

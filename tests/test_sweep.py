@@ -1,7 +1,5 @@
 """Sweeps end to end: a local Ray, a real two-node cluster on this machine, resume,
 failures, determinism and refused grids."""
-import csv
-import json
 import os
 import signal
 import socket
