@@ -20,7 +20,8 @@ import backtrader as bt
 from backtrader.position import Position
 
 from stores.ibclient import require
-from stores.ibstore import bt_num, ny_naive
+from feeds.market import bt_num
+from stores.ibstore import ny_naive
 
 log = logging.getLogger("bifrost.ibbroker")
 REFUSAL_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 201, 202, 203, 321, 399, 10147, 10148}

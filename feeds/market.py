@@ -46,6 +46,11 @@ class Market:
         return len(self.dt)
 
 
+def bt_num(t: _dt.datetime) -> float:
+    """A naive datetime as a Backtrader date number (ordinal + day fraction)."""
+    return t.toordinal() + (t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6) / 86400.0
+
+
 def bt_datetime(num: float) -> _dt.datetime:
     """A Backtrader date number back to a naive datetime (to the second)."""
     day = int(num)

@@ -12,7 +12,7 @@ import datetime as dt
 import numpy as np
 
 from bifrost.pricing import SECONDS_PER_YEAR
-from feeds.market import Market, model_option_slots, stock_quote
+from feeds.market import Market, bt_num, model_option_slots, stock_quote
 
 
 def session_times(start: dt.date, days: int, bar_minutes: int) -> list[dt.datetime]:
@@ -31,7 +31,7 @@ def session_times(start: dt.date, days: int, bar_minutes: int) -> list[dt.dateti
 
 def to_bt_num(times) -> np.ndarray:
     """Backtrader date numbers (ordinal + day fraction) for naive datetimes."""
-    return np.array([t.toordinal() + (t.hour * 3600 + t.minute * 60 + t.second) / 86400.0 for t in times])
+    return np.array([bt_num(t) for t in times])
 
 
 def gbm_path(dtn: np.ndarray, spot: float, mu: float, sigma: float, seed: int,

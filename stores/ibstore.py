@@ -17,6 +17,7 @@ import os
 import time
 from zoneinfo import ZoneInfo
 
+from feeds.market import bt_num
 from stores.ibclient import require
 
 log = logging.getLogger("bifrost.ibstore")
@@ -40,10 +41,6 @@ def ny_naive(t: dt.datetime) -> dt.datetime:
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
     return t.astimezone(NEW_YORK).replace(tzinfo=None)
-
-
-def bt_num(t: dt.datetime) -> float:
-    return t.toordinal() + (t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6) / 86400.0
 
 
 class IBStore:
