@@ -103,18 +103,23 @@ class PnLAnalyzer(bt.Analyzer):
         spot = stock.close[0]
         position = self._position
         # marks at mid; P&L = change in mark minus cash paid this bar
+        marks, cash_flow, pnl = self.mark, self.cash_flow, self.pnl
         for d, close in self._closes:
             pos = position(d).size
-            if not pos and not self.mark[d] and not self.cash_flow[d]:
+            if not pos and not marks[d] and not cash_flow[d]:
                 continue                             # flat and untouched: nothing to book
-            px = close[0] if len(d) else math.nan
-            mark = pos * px * self.mult[d] if pos else 0.0
-            if pos and mark != mark:
-                mark = self.mark[d]                  # no price this bar: keep the last mark
-            change = mark - self.mark[d] - self.cash_flow[d]
-            self.cash_flow[d] = 0.0
-            self.mark[d] = mark
-            self.pnl["hedge" if d is stock else "option"] += change
+            if pos:
+                # close[0] read directly (the hot path); no bars yet: no price
+                px = close.array[close.idx] if close.lencount else math.nan
+                mark = pos * px * self.mult[d]
+                if mark != mark:
+                    mark = marks[d]                  # no price this bar: keep the last mark
+            else:
+                mark = 0.0
+            change = mark - marks[d] - cash_flow[d]
+            cash_flow[d] = 0.0
+            marks[d] = mark
+            pnl["hedge" if d is stock else "option"] += change
         legs = {}
         greeks = getattr(s, "leg_greeks", {})
         iv_bar, iv_n = 0.0, 0

@@ -27,6 +27,12 @@ from sizers.hedge import HedgeSizer
 
 log = logging.getLogger("bifrost.strategy")
 
+def _now(buf) -> float:
+    """``buf[0]`` without Backtrader's __getitem__ call (the same read: array at idx);
+    the hot path reads a few dozen values a bar."""
+    return buf.array[buf.idx]
+
+
 def data_seconds(num: float) -> float:
     """Seconds on the data's clock from a Backtrader date number, rounded to the
     millisecond: day fractions carry float noise that would misfire a 60 s cooldown."""
@@ -47,6 +53,7 @@ class _LegLines(NamedTuple):
     close: object
 
 
+_INF = (math.inf, -math.inf)
 _LIVE_OK = (bt.feed.DataBase.LIVE, bt.feed.DataBase.DELAYED)
 _LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED)
 
@@ -76,7 +83,9 @@ class GammaScalping(bt.Strategy):
         self._addanalyzer(GuardAnalyzer, _name="guards", limits=self.p.guard_limits)
         self.guards = self.analyzers.getbyname("guards")
         self.hedge_need = 0.0
-        self.state: State | None = None
+        self._state: State | None = None
+        self._state_inputs = None     # this bar's inputs of M, L, E, S (see ``state``)
+        self._logged = None           # the state last logged (live logs every change)
         self.net_delta = math.nan
         self.net_gamma = 0.0
         self.leg_greeks = {}          # data -> (delta, gamma, vega, theta, iv) this bar
@@ -95,6 +104,7 @@ class GammaScalping(bt.Strategy):
                            for d in self.options}
         self._positions = position_reader(self.broker)
         lines = self.stock.lines
+        self._stock_dt, self._stock_close = lines.datetime, lines.close
         self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else None
         self._stock_age = lines.age_ms if hasattr(lines, "age_ms") else None
         self._window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
@@ -148,22 +158,26 @@ class GammaScalping(bt.Strategy):
     # -- the decision ----------------------------------------------------------------
     def next(self):
         stock = self.stock
-        if not len(stock):
+        close = self._stock_close
+        if not close.lencount:                       # len(stock) == 0
             return
-        now_num = stock.datetime[0]
+        now_num = _now(self._stock_dt)
         now_s = data_seconds(now_num)
         today = int(now_num)
-        spot = stock.close[0]
+        spot = close.array[close.idx]
         if self._first_bar:
             self._first_bar = False
             self._restore_from_broker(now_num)
-        self.guards.observe(now_num)
+        guards = self.guards
+        if today != guards.day or guards.day_start_value is None:
+            guards.observe(now_num)                  # a new trading day (or no baseline yet)
         self._track_returns(now_s, spot)
 
         positions = self._positions
         held = [d for d in self.options if positions(d).size]
+        p = self.p
         planned = None
-        if self.p.manage_structure and not self._working:
+        if p.manage_structure and not self._working:
             planned = self._manage_structure(spot, today, held)
         if planned:
             # the straddle was just opened or rolled: hedge the position those orders
@@ -175,32 +189,22 @@ class GammaScalping(bt.Strategy):
         net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today,
                                                                            legs, planned)
         self.net_delta, self.net_gamma = net_delta, net_gamma
-        bid, ask = self._stock_quote()
-        error = (self._broker_error_s is not None
-                 and now_s - self._broker_error_s < self.p.error_retry_seconds)
-        window_years = self._window_years
-        iv_avg = iv_sum / n_legs if n_legs else self.p.volatility
-        age_ms = self._quote_age_ms(now_num)
-        st = State(
-            o=states.classify_option(n_legs, net_gamma),
-            d=states.classify_delta(net_delta, self.p.epsilon_band, self.p.threshold_hedge_shares,
-                                    self.p.max_delta_limit),
-            m=states.classify_market([r for _, r in self._returns], window_years, iv_avg,
-                                     age_ms, self.p.stale_ts_threshold_ms,
-                                     self.p.gap_pct),
-            l=states.classify_liquidity(bid, ask, self.p.wide_spread_pct, self.p.extreme_spread_pct),
-            e=states.classify_execution(not self._down, error, working, self._partial),
-            s=states.classify_system(self.guards.risk_halt(), greeks_ok,
-                                     age_ms, self.p.data_lag_threshold_ms),
-        )
-        prev = self.state
-        if log.isEnabledFor(logging.INFO) and (     # M alone changes too often to log
-                prev is None or (st.o, st.d, st.l, st.e, st.s) != (prev.o, prev.d, prev.l, prev.e, prev.s)):
-            log.info("%s state %s net delta %.1f gamma %.2f", stock.datetime.datetime(0),
-                     st.code(), net_delta, net_gamma)
-        self.state = st
-        if st.d not in (D.HEDGE_NEEDED, D.FORCE_HEDGE) and st.d is not D.INVALID:
+        d_state = states.classify_delta(net_delta, p.epsilon_band, p.threshold_hedge_shares,
+                                        p.max_delta_limit)
+        # M, L, E and S are classified only when asked for (``state``): from values taken
+        # now, so the answer is this bar's whenever it is asked
+        error = self._broker_error_s is not None and now_s - self._broker_error_s < p.error_retry_seconds
+        self._state_inputs = (n_legs, net_gamma, d_state, tuple(self._returns),
+                              iv_sum / n_legs if n_legs else p.volatility,
+                              self._quote_age_ms(now_num), self._stock_quote(), not self._down,
+                              error, working, self._partial, self.guards.risk_halt(), greeks_ok)
+        self._state = None
+        if log.isEnabledFor(logging.INFO):
+            self._log_state_change(stock, net_delta, net_gamma)
+        if d_state is not D.HEDGE_NEEDED and d_state is not D.FORCE_HEDGE and d_state is not D.INVALID:
             return                                   # nothing to do: no refusal to record
+        st = self.state
+        bid, ask = self._state_inputs[6]
         now = stock.datetime.datetime(0)
         reason = states.gate_block(st)
         if reason is not None:
@@ -229,12 +233,40 @@ class GammaScalping(bt.Strategy):
         log.info("%s hedge %+d shares at %.2f: net delta %.1f, %s%s", now, size, spot,
                  net_delta, st.code(), " (force)" if force else "")
 
+    # -- the state -----------------------------------------------------------------
+    @property
+    def state(self) -> State | None:
+        """This bar's (O, D, M, L, E, S), None before the first bar. Classified when
+        first asked for (the decision asks only when a hedge is due) from the inputs
+        taken at the bar, with the pure functions of ``bifrost.states``."""
+        if self._state is None and self._state_inputs is not None:
+            (n_legs, net_gamma, d_state, returns, iv, age_ms, (bid, ask), connected, error,
+             working, partial, halt, greeks_ok) = self._state_inputs
+            p = self.p
+            self._state = State(
+                o=states.classify_option(n_legs, net_gamma),
+                d=d_state,
+                m=states.classify_market([r for _, r in returns], self._window_years, iv,
+                                         age_ms, p.stale_ts_threshold_ms, p.gap_pct),
+                l=states.classify_liquidity(bid, ask, p.wide_spread_pct, p.extreme_spread_pct),
+                e=states.classify_execution(connected, error, working, partial),
+                s=states.classify_system(halt, greeks_ok, age_ms, p.data_lag_threshold_ms),
+            )
+        return self._state
+
+    def _log_state_change(self, stock, net_delta: float, net_gamma: float) -> None:
+        st, prev = self.state, self._logged
+        if prev is None or (st.o, st.d, st.l, st.e, st.s) != (prev.o, prev.d, prev.l, prev.e, prev.s):
+            log.info("%s state %s net delta %.1f gamma %.2f", stock.datetime.datetime(0),
+                     st.code(), net_delta, net_gamma)     # M alone changes too often to log
+        self._logged = st
+
     # -- pieces ----------------------------------------------------------------------
     def _stock_quote(self):
         if self._stock_bidask is not None:
             bid, ask = self._stock_bidask
-            return bid[0], ask[0]
-        c = self.stock.close[0]
+            return _now(bid), _now(ask)
+        c = _now(self._stock_close)
         return c, c                                   # no quote lines: treat close as the quote
 
     def _quote_age_ms(self, now_num: float) -> float:
@@ -242,7 +274,7 @@ class GammaScalping(bt.Strategy):
         live feeds have); a feed without one is as fresh as its bar (backtests)."""
         if self._stock_age is None:
             return 0.0
-        age = self._stock_age[0]
+        age = _now(self._stock_age)
         return age if age == age else 0.0
 
     def _track_returns(self, now_s: float, spot: float) -> None:
@@ -260,14 +292,15 @@ class GammaScalping(bt.Strategy):
         """(delta, gamma, vega, theta, iv) per share: the feed's when it has them, else
         Black-Scholes on the mid with the implied vol solved from it."""
         ln = self._leg_lines[d]
-        delta = ln.delta[0]
+        i = ln.delta.idx                              # a feed's lines share one index
+        delta = ln.delta.array[i]
         if delta == delta:                            # not NaN: the feed brings greeks
-            return delta, ln.gamma[0], ln.vega[0], ln.theta[0], ln.iv[0]
-        right = int(ln.right[0])
-        strike = ln.strike[0]
-        tau = (ln.expiry[0] + 16.0 / 24.0 - now_num) / 365.0
-        bid, ask = ln.bid[0], ln.ask[0]
-        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else ln.close[0]
+            return delta, ln.gamma.array[i], ln.vega.array[i], ln.theta.array[i], ln.iv.array[i]
+        right = int(_now(ln.right))
+        strike = _now(ln.strike)
+        tau = (_now(ln.expiry) + 16.0 / 24.0 - now_num) / 365.0
+        bid, ask = _now(ln.bid), _now(ln.ask)
+        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else _now(ln.close)
         vol = implied_vol(right, mid, spot, strike, tau, self.p.risk_free_rate)
         if vol != vol and self.p.volatility:
             vol = self.p.volatility
@@ -283,30 +316,37 @@ class GammaScalping(bt.Strategy):
         iv_sum = 0.0
         p = self.p
         self.leg_greeks = lg = {}
+        positions, leg_lines, held_contracts = self._positions, self._leg_lines, self._held
+        min_dte, max_dte, band = p.min_dte, p.max_dte, p.atm_band_pct
         for d in held:
-            pos = planned[d] if planned else self._positions(d).size
-            if not len(d):
+            pos = planned[d] if planned else positions(d).size
+            ln = leg_lines[d]
+            i = ln.close.idx                          # a feed's lines share one index
+            if not ln.close.lencount:                 # len(d) == 0: not started yet
                 continue
-            ln = self._leg_lines[d]
-            strike, expiry = ln.strike[0], ln.expiry[0]
-            contract = None if planned else self._held.get(d)
-            if contract is not None and contract != (strike, expiry, ln.right[0]):
+            strike, expiry = ln.strike.array[i], ln.expiry.array[i]
+            contract = None if planned else held_contracts.get(d)
+            if contract is not None and contract != (strike, expiry, ln.right.array[i]):
                 ok = False                            # the feed's contract changed under us
                 log.error("%s: contract changed while holding %s", d._name, pos)
                 continue
-            if not structure.leg_counts(strike, int(expiry), spot, today,
-                                        p.min_dte, p.max_dte, p.atm_band_pct):
+            if not structure.leg_counts(strike, int(expiry), spot, today, min_dte, max_dte, band):
                 continue
-            g = self._greeks(d, spot, now_num)
+            delta = ln.delta.array[i]
+            if delta == delta:                        # not NaN: the feed brings greeks
+                g = (delta, ln.gamma.array[i], ln.vega.array[i], ln.theta.array[i], ln.iv.array[i])
+            else:
+                g = self._greeks(d, spot, now_num)
             lg[d] = g
-            delta, gamma = g[0], g[1]
+            delta, gamma, iv = g[0], g[1], g[4]
             if not (math.isfinite(delta) and math.isfinite(gamma)):
                 ok = False
                 continue
-            shares = pos * d.p.multiplier
+            shares = pos * d.p.multiplier           # read each bar: a live slot may change contract
             net_delta += shares * delta
             net_gamma += shares * gamma
-            iv_sum += g[4] if math.isfinite(g[4]) else 0.0
+            if iv == iv and iv not in _INF:
+                iv_sum += iv
             n_legs += 1
         if not ok:
             net_delta = math.nan
@@ -315,8 +355,10 @@ class GammaScalping(bt.Strategy):
     def _quoted(self, d) -> bool:
         """A two-sided quote on a known contract (NaN compares False throughout)."""
         ln = self._leg_lines[d]
-        return (len(d) > 0 and ln.bid[0] >= 0 and ln.ask[0] > 0 and ln.strike[0] == ln.strike[0]
-                and ln.expiry[0] == ln.expiry[0])
+        if not ln.close.lencount:
+            return False
+        strike, expiry = _now(ln.strike), _now(ln.expiry)
+        return _now(ln.bid) >= 0 and _now(ln.ask) > 0 and strike == strike and expiry == expiry
 
     def _manage_structure(self, spot: float, today: int, held: list) -> dict | None:
         """Open the straddle when none is held, roll it when its DTE falls below the
@@ -327,8 +369,8 @@ class GammaScalping(bt.Strategy):
             return None                               # no valid spot: no structure decision
         if held:
             ln = self._leg_lines[held[0]]
-            expiry = ln.expiry[0]
-            if expiry == expiry and not structure.needs_roll(ln.strike[0], int(expiry), spot,
+            expiry = _now(ln.expiry)
+            if expiry == expiry and not structure.needs_roll(_now(ln.strike), int(expiry), spot,
                                                              today, p.min_dte, p.atm_band_pct):
                 return None
             if not all(self._quoted(d) for d in held):
