@@ -47,13 +47,13 @@ class PnLAnalyzer(bt.Analyzer):
         self._position = position_reader(broker)
         lines = self.stock.lines
         self._dt, self._close = lines.datetime, lines.close
-        self._closes = [(d, d.lines.close) for d in self.instruments]   # buffers looked up once
+        self._close_bufs = [d.lines.close for d in self.instruments]    # looked up once
         self._cis = [c for c in (broker.getcommissioninfo(d) for d in self.instruments)
                      if hasattr(c, "costs")]
         self.hedge_fills = 0
         self.shares_traded = 0.0
         self.option_contracts_traded = 0.0
-        self._flat = array.array("d")     # per bar: _HEAD fields, then (mid, size) per instrument
+        self._flat = array.array("d")     # per bar: _HEAD fields, every mid, every position
         self._greeks = []                 # per bar: the strategy's {data: greeks} of counted legs
         self._fills = []                  # (bar, column, cash paid at fill prices)
         self._cache = None
@@ -92,12 +92,13 @@ class PnLAnalyzer(bt.Analyzer):
     def next(self):
         s = self.strategy
         dt, close, position = self._dt, self._close, self._position
-        row = [dt.array[dt.idx], close.array[close.idx], s.broker.getvalue(),
-               getattr(s, "net_delta", math.nan), getattr(s, "net_gamma", math.nan), self.charged]
-        for d, c in self._closes:
-            row.append(c.array[c.idx] if c.lencount else math.nan)   # close[0], read directly
-            row.append(position(d).size)
-        self._flat.extend(row)
+        flat = self._flat
+        flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
+                     getattr(s, "net_delta", math.nan), getattr(s, "net_gamma", math.nan),
+                     self.charged))
+        # close[0] read directly; NaN before an instrument's first bar
+        flat.extend([c.array[c._idx] if c.lencount else math.nan for c in self._close_bufs])
+        flat.extend([position(d).size for d in self.instruments])
         self._greeks.append(getattr(s, "leg_greeks", None) or {})
 
     # -- the figures -------------------------------------------------------------------
@@ -108,7 +109,7 @@ class PnLAnalyzer(bt.Analyzer):
         k = len(self.instruments)
         rec = np.frombuffer(self._flat, dtype=float).reshape(n, _HEAD + 2 * k)
         now, spot, value = rec[:, 0], rec[:, 1], rec[:, 2]
-        prices, sizes = rec[:, _HEAD::2], rec[:, _HEAD + 1::2]
+        prices, sizes = rec[:, _HEAD:_HEAD + k], rec[:, _HEAD + k:]
         cash = np.zeros((n, k))
         for bar, j, paid in self._fills:
             if bar < n:                   # paid after the last bar: never seen by a bar

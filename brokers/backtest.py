@@ -66,7 +66,7 @@ class LeanBackBroker(BackBroker):
             size = pos.size
             if not size:
                 continue                       # flat: worth 0 (a flat slot may have no price)
-            price = close.array[close.idx]     # close[0] without the call
+            price = close.array[close._idx]    # close[0], read directly (feeds.lines)
             value = ci.getvaluesize(size, price)
             pnl = ci.profitandloss(size, pos.price, price)
             pos_value += value

@@ -23,15 +23,10 @@ from brokers import position_reader
 from bifrost.guards import outside_trading_hours
 from bifrost.pricing import bs_greeks, implied_vol
 from bifrost.states import D, State
+from feeds.lines import current
 from sizers.hedge import HedgeSizer
 
 log = logging.getLogger("bifrost.strategy")
-
-def _now(buf) -> float:
-    """``buf[0]`` without Backtrader's __getitem__ call (the same read: array at idx);
-    the hot path reads a few dozen values a bar."""
-    return buf.array[buf.idx]
-
 
 def data_seconds(num: float) -> float:
     """Seconds on the data's clock from a Backtrader date number, rounded to the
@@ -53,7 +48,6 @@ class _LegLines(NamedTuple):
     close: object
 
 
-_INF = (math.inf, -math.inf)
 _LIVE_OK = (bt.feed.DataBase.LIVE, bt.feed.DataBase.DELAYED)
 _LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED)
 
@@ -105,7 +99,8 @@ class GammaScalping(bt.Strategy):
         self._positions = position_reader(self.broker)
         lines = self.stock.lines
         self._stock_dt, self._stock_close = lines.datetime, lines.close
-        self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else None
+        # the quote the hedge trades against; a feed without quote lines: its close
+        self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else (lines.close, lines.close)
         self._stock_age = lines.age_ms if hasattr(lines, "age_ms") else None
         self._window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
         if not isinstance(self.getsizer(), HedgeSizer):
@@ -136,8 +131,9 @@ class GammaScalping(bt.Strategy):
             self._down.discard(data)
 
     def notify_order(self, order):
-        log.debug("order %s %s %s size %s", order.ref, order.getstatusname(),
-                  order.data._name, order.executed.size)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("order %s %s %s size %s", order.ref, order.getstatusname(),
+                      order.data._name, order.executed.size)
         if order.status in (order.Submitted, order.Accepted):
             return
         if order.status == order.Partial:
@@ -161,10 +157,11 @@ class GammaScalping(bt.Strategy):
         close = self._stock_close
         if not close.lencount:                       # len(stock) == 0
             return
-        now_num = _now(self._stock_dt)
+        # the hot path reads lines directly: line.array[line._idx] is line[0] (feeds.lines)
+        now_num = current(self._stock_dt)
         now_s = data_seconds(now_num)
         today = int(now_num)
-        spot = close.array[close.idx]
+        spot = close.array[close._idx]
         if self._first_bar:
             self._first_bar = False
             self._restore_from_broker(now_num)
@@ -263,18 +260,16 @@ class GammaScalping(bt.Strategy):
 
     # -- pieces ----------------------------------------------------------------------
     def _stock_quote(self):
-        if self._stock_bidask is not None:
-            bid, ask = self._stock_bidask
-            return _now(bid), _now(ask)
-        c = _now(self._stock_close)
-        return c, c                                   # no quote lines: treat close as the quote
+        bid, ask = self._stock_bidask
+        return bid.array[bid._idx], ask.array[ask._idx]
 
     def _quote_age_ms(self, now_num: float) -> float:
         """Age of the underlying's quote as its feed reports it (an ``age_ms`` line, as
         live feeds have); a feed without one is as fresh as its bar (backtests)."""
-        if self._stock_age is None:
+        line = self._stock_age
+        if line is None:
             return 0.0
-        age = _now(self._stock_age)
+        age = line.array[line._idx]
         return age if age == age else 0.0
 
     def _track_returns(self, now_s: float, spot: float) -> None:
@@ -292,15 +287,15 @@ class GammaScalping(bt.Strategy):
         """(delta, gamma, vega, theta, iv) per share: the feed's when it has them, else
         Black-Scholes on the mid with the implied vol solved from it."""
         ln = self._leg_lines[d]
-        i = ln.delta.idx                              # a feed's lines share one index
+        i = ln.delta._idx                             # a feed's lines share one index
         delta = ln.delta.array[i]
         if delta == delta:                            # not NaN: the feed brings greeks
             return delta, ln.gamma.array[i], ln.vega.array[i], ln.theta.array[i], ln.iv.array[i]
-        right = int(_now(ln.right))
-        strike = _now(ln.strike)
-        tau = (_now(ln.expiry) + 16.0 / 24.0 - now_num) / 365.0
-        bid, ask = _now(ln.bid), _now(ln.ask)
-        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else _now(ln.close)
+        right = int(current(ln.right))
+        strike = current(ln.strike)
+        tau = (current(ln.expiry) + 16.0 / 24.0 - now_num) / 365.0
+        bid, ask = current(ln.bid), current(ln.ask)
+        mid = 0.5 * (bid + ask) if bid > 0 and ask >= bid else current(ln.close)
         vol = implied_vol(right, mid, spot, strike, tau, self.p.risk_free_rate)
         if vol != vol and self.p.volatility:
             vol = self.p.volatility
@@ -317,15 +312,16 @@ class GammaScalping(bt.Strategy):
         p = self.p
         self.leg_greeks = lg = {}
         positions, leg_lines, held_contracts = self._positions, self._leg_lines, self._held
+        isfinite = math.isfinite
         min_dte, max_dte, band = p.min_dte, p.max_dte, p.atm_band_pct
         for d in held:
             pos = planned[d] if planned else positions(d).size
             ln = leg_lines[d]
-            i = ln.close.idx                          # a feed's lines share one index
+            i = ln.close._idx                         # a feed's lines share one index
             if not ln.close.lencount:                 # len(d) == 0: not started yet
                 continue
             strike, expiry = ln.strike.array[i], ln.expiry.array[i]
-            contract = None if planned else held_contracts.get(d)
+            contract = held_contracts.get(d) if held_contracts and not planned else None
             if contract is not None and contract != (strike, expiry, ln.right.array[i]):
                 ok = False                            # the feed's contract changed under us
                 log.error("%s: contract changed while holding %s", d._name, pos)
@@ -339,13 +335,13 @@ class GammaScalping(bt.Strategy):
                 g = self._greeks(d, spot, now_num)
             lg[d] = g
             delta, gamma, iv = g[0], g[1], g[4]
-            if not (math.isfinite(delta) and math.isfinite(gamma)):
+            if not (isfinite(delta) and isfinite(gamma)):
                 ok = False
                 continue
             shares = pos * d.p.multiplier           # read each bar: a live slot may change contract
             net_delta += shares * delta
             net_gamma += shares * gamma
-            if iv == iv and iv not in _INF:
+            if isfinite(iv):
                 iv_sum += iv
             n_legs += 1
         if not ok:
@@ -357,8 +353,8 @@ class GammaScalping(bt.Strategy):
         ln = self._leg_lines[d]
         if not ln.close.lencount:
             return False
-        strike, expiry = _now(ln.strike), _now(ln.expiry)
-        return _now(ln.bid) >= 0 and _now(ln.ask) > 0 and strike == strike and expiry == expiry
+        strike, expiry = current(ln.strike), current(ln.expiry)
+        return current(ln.bid) >= 0 and current(ln.ask) > 0 and strike == strike and expiry == expiry
 
     def _manage_structure(self, spot: float, today: int, held: list) -> dict | None:
         """Open the straddle when none is held, roll it when its DTE falls below the
@@ -369,8 +365,8 @@ class GammaScalping(bt.Strategy):
             return None                               # no valid spot: no structure decision
         if held:
             ln = self._leg_lines[held[0]]
-            expiry = _now(ln.expiry)
-            if expiry == expiry and not structure.needs_roll(_now(ln.strike), int(expiry), spot,
+            expiry = current(ln.expiry)
+            if expiry == expiry and not structure.needs_roll(current(ln.strike), int(expiry), spot,
                                                              today, p.min_dte, p.atm_band_pct):
                 return None
             if not all(self._quoted(d) for d in held):
