@@ -60,9 +60,11 @@ class GuardAnalyzer(bt.Analyzer):
     def day_pnl(self) -> float:
         return self.strategy.broker.getvalue() - self.day_start_value
 
-    def risk_halt(self) -> bool:
-        """The daily loss breaker (S3); clears on the next trading day."""
-        return circuit_breaker_tripped(self.day_pnl(), self.limits.max_daily_loss_usd)
+    def risk_halt(self, day_pnl: float | None = None) -> bool:
+        """The daily loss breaker (S3), on today's P&L (or the one given, as taken at
+        the bar); clears on the next trading day."""
+        return circuit_breaker_tripped(self.day_pnl() if day_pnl is None else day_pnl,
+                                       self.limits.max_daily_loss_usd)
 
     # -- the questions the strategy asks ------------------------------------------
     def refusal(self, now: dt.datetime, now_s: float, spot: float, size: int, position: float,

@@ -57,6 +57,8 @@ class PnLAnalyzer(bt.Analyzer):
         self._greeks = []                 # per bar: the strategy's {data: greeks} of counted legs
         self._fills = []                  # (bar, column, cash paid at fill prices)
         self._cache = None
+        # a strategy with GammaScalping's net_delta, net_gamma and leg_greeks
+        self._hedger = all(hasattr(s, a) for a in ("net_delta", "net_gamma", "leg_greeks"))
 
     def notify_order(self, order):
         if not order.executed.size:
@@ -93,13 +95,16 @@ class PnLAnalyzer(bt.Analyzer):
         s = self.strategy
         dt, close, position = self._dt, self._close, self._position
         flat = self._flat
-        flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
-                     getattr(s, "net_delta", math.nan), getattr(s, "net_gamma", math.nan),
-                     self.charged))
+        if self._hedger:
+            flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
+                         s.net_delta, s.net_gamma, self.charged))
+        else:
+            flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
+                         math.nan, math.nan, self.charged))
         # close[0] read directly; NaN before an instrument's first bar
         flat.extend([c.array[c._idx] if c.lencount else math.nan for c in self._close_bufs])
         flat.extend([position(d).size for d in self.instruments])
-        self._greeks.append(getattr(s, "leg_greeks", None) or {})
+        self._greeks.append(s.leg_greeks if self._hedger else {})
 
     # -- the figures -------------------------------------------------------------------
     def _computed(self) -> dict:

@@ -175,7 +175,16 @@ class GammaScalping(bt.Strategy):
         p = self.p
         planned = None
         if p.manage_structure and not self._working:
-            planned = self._manage_structure(spot, today, held)
+            if held:                                 # roll when DTE or band says so
+                ln = self._leg_lines[held[0]]
+                i = ln.close._idx
+                expiry = ln.expiry.array[i]
+                due = expiry != expiry or structure.needs_roll(ln.strike.array[i], int(expiry), spot,
+                                                               today, p.min_dte, p.atm_band_pct)
+            else:
+                due = True                           # nothing held: open the straddle
+            if due:
+                planned = self._manage_structure(spot, today, held)
         if planned:
             # the straddle was just opened or rolled: hedge the position those orders
             # leave (they fill at this bar's quotes), not the one they replace
@@ -191,10 +200,14 @@ class GammaScalping(bt.Strategy):
         # M, L, E and S are classified only when asked for (``state``): from values taken
         # now, so the answer is this bar's whenever it is asked
         error = self._broker_error_s is not None and now_s - self._broker_error_s < p.error_retry_seconds
+        bid_line, ask_line = self._stock_bidask
+        age_line = self._stock_age                   # live feeds say how old the quote is
         self._state_inputs = (n_legs, net_gamma, d_state, tuple(self._returns),
                               iv_sum / n_legs if n_legs else p.volatility,
-                              self._quote_age_ms(now_num), self._stock_quote(), not self._down,
-                              error, working, self._partial, self.guards.risk_halt(), greeks_ok)
+                              0.0 if age_line is None else age_line.array[age_line._idx],
+                              (bid_line.array[bid_line._idx], ask_line.array[ask_line._idx]),
+                              not self._down, error, working, self._partial, guards.day_pnl(),
+                              greeks_ok)
         self._state = None
         if log.isEnabledFor(logging.INFO):
             self._log_state_change(stock, net_delta, net_gamma)
@@ -238,8 +251,10 @@ class GammaScalping(bt.Strategy):
         taken at the bar, with the pure functions of ``bifrost.states``."""
         if self._state is None and self._state_inputs is not None:
             (n_legs, net_gamma, d_state, returns, iv, age_ms, (bid, ask), connected, error,
-             working, partial, halt, greeks_ok) = self._state_inputs
+             working, partial, day_pnl, greeks_ok) = self._state_inputs
             p = self.p
+            age_ms = age_ms if age_ms == age_ms else 0.0    # no age reported: as fresh as the bar
+            halt = self.guards.risk_halt(day_pnl)
             self._state = State(
                 o=states.classify_option(n_legs, net_gamma),
                 d=d_state,
@@ -259,19 +274,6 @@ class GammaScalping(bt.Strategy):
         self._logged = st
 
     # -- pieces ----------------------------------------------------------------------
-    def _stock_quote(self):
-        bid, ask = self._stock_bidask
-        return bid.array[bid._idx], ask.array[ask._idx]
-
-    def _quote_age_ms(self, now_num: float) -> float:
-        """Age of the underlying's quote as its feed reports it (an ``age_ms`` line, as
-        live feeds have); a feed without one is as fresh as its bar (backtests)."""
-        line = self._stock_age
-        if line is None:
-            return 0.0
-        age = line.array[line._idx]
-        return age if age == age else 0.0
-
     def _track_returns(self, now_s: float, spot: float) -> None:
         prev = self._prev_spot
         self._prev_spot = spot
@@ -357,18 +359,14 @@ class GammaScalping(bt.Strategy):
         return current(ln.bid) >= 0 and current(ln.ask) > 0 and strike == strike and expiry == expiry
 
     def _manage_structure(self, spot: float, today: int, held: list) -> dict | None:
-        """Open the straddle when none is held, roll it when its DTE falls below the
-        window or its strike leaves the band. Returns the option positions the orders
-        sent this bar leave ({data: contracts}), or None when it sent nothing."""
+        """Open the straddle when none is held, or roll ``held`` (next() found it due:
+        DTE below the window, strike out of the band, or an unknown contract). Returns
+        the option positions the orders sent this bar leave ({data: contracts}), or
+        None when it sent nothing."""
         p = self.p
         if not (spot > 0):
             return None                               # no valid spot: no structure decision
         if held:
-            ln = self._leg_lines[held[0]]
-            expiry = current(ln.expiry)
-            if expiry == expiry and not structure.needs_roll(current(ln.strike), int(expiry), spot,
-                                                             today, p.min_dte, p.atm_band_pct):
-                return None
             if not all(self._quoted(d) for d in held):
                 return None                           # no quote to close at: wait, never blind
         if self.guards.limits.trading_hours_only and outside_trading_hours(self.stock.datetime.datetime(0)):
