@@ -312,9 +312,15 @@ def chain_slots(q: pd.DataFrame, dtn: np.ndarray, times: np.ndarray, spot: np.nd
     p_k = both.get_level_values(2).to_numpy(dtype=float)
     start = np.searchsorted(p_i, np.arange(n + 1))
 
+    def tradable(i):                        # the strategy does not open or roll outside RTH
+        return not (rth_only and outside_trading_hours(pd.Timestamp(times[i]).to_pydatetime()))
+
+    both_quoted = set(zip(p_i.tolist(), p_exp.tolist(), p_k.tolist()))
+
+    def closable(i, held):                  # both legs quoted: the strategy can close it
+        return (i, held[1], held[0]) in both_quoted
+
     def choose(i, today):
-        if rth_only and outside_trading_hours(pd.Timestamp(times[i]).to_pydatetime()):
-            return None                     # the strategy does not open or roll here
         lo, hi = start[i], start[i + 1]
         if lo == hi:
             return None
@@ -335,7 +341,8 @@ def chain_slots(q: pd.DataFrame, dtn: np.ndarray, times: np.ndarray, spot: np.nd
     nan = np.full(n, np.nan)
     slots = []
     bars = np.arange(n)
-    for strikes, expiry in plan_slots(dtn, spot, choose, min_dte, band):
+    for strikes, expiry in plan_slots(dtn, spot, choose, min_dte, band, tradable=tradable,
+                                      closable=closable):
         tau = (expiry + EXPIRY_HOUR - dtn) / 365.0
         live = np.isfinite(strikes) & (tau > 0)
         at = bars[live]

@@ -68,9 +68,14 @@ def fridays(first_ord: int, last_ord: int) -> list[int]:
     return list(range(start, last_ord + 1, 7))
 
 
-def plan_slots(dtn: np.ndarray, spot: np.ndarray, choose, min_dte: int, band: float):
+def plan_slots(dtn: np.ndarray, spot: np.ndarray, choose, min_dte: int, band: float,
+               tradable=None, closable=None):
     """Walk the bars with the strategy's roll rule and give each straddle it will hold a
-    slot pair. ``choose(i, today_ord)`` returns (strike, expiry_ord) or None.
+    slot pair. ``choose(i, today_ord)`` returns (strike, expiry_ord) or None;
+    ``tradable(i)``: the strategy may open or roll at bar i (regular hours);
+    ``closable(i, (strike, expiry_ord))``: both legs of that straddle are quoted at bar
+    i, so the strategy can close it (default: always). As the strategy does, a due roll
+    with nothing to roll into unwinds: the pair is released.
     Returns a list of pairs, each (strike array, expiry array) with NaN where unused."""
     n = len(dtn)
     pairs: list[dict] = []
@@ -80,11 +85,18 @@ def plan_slots(dtn: np.ndarray, spot: np.ndarray, choose, min_dte: int, band: fl
         today = int(dtn[i])
         if held is not None and not structure.needs_roll(held[0], held[1], spot[i], today, min_dte, band):
             continue
+        if not spot[i] > 0 or (tradable is not None and not tradable(i)):
+            continue                     # the strategy makes no structure decision here
+        if held is not None and closable is not None and not closable(i, held):
+            continue                     # it waits for a quote to close at
         new = choose(i, today)
-        if new is None or new == held:
+        if new == held:
             continue
         if held_pair is not None:
             held_pair["released"] = i
+        if new is None:                  # unwound: nothing held until a straddle qualifies
+            held = held_pair = None
+            continue
         # a released pair still quoting this contract takes it back: one contract, one pair
         again = [p for p in pairs if p["released"] is not None
                  and (p["strike"][i], p["expiry"][i]) == new]
@@ -116,16 +128,18 @@ def model_option_slots(dtn, spot, iv, cfg: dict) -> list[dict]:
 
     rth_only = cfg["gates"]["strategy"]["trading_hours_only"]
 
+    def tradable(i):                     # the strategy does not roll outside regular hours
+        return not (rth_only and outside_trading_hours(bt_datetime(dtn[i])))
+
     def choose(i, today):
-        if rth_only and outside_trading_hours(bt_datetime(dtn[i])):
-            return None                  # the strategy does not roll outside regular hours
         pairs = structure.listed_pairs(spot[i], today, step,
                                        [e for e in expiries if today <= e <= today + st["max_dte"]])
         return structure.choose_straddle(spot[i], today, pairs, st["min_dte"], st["max_dte"], st["atm_band_pct"])
 
     spread = mkt["spread"]
     slots = []
-    for strikes, expiry in plan_slots(dtn, spot, choose, st["min_dte"], st["atm_band_pct"]):
+    for strikes, expiry in plan_slots(dtn, spot, choose, st["min_dte"], st["atm_band_pct"],
+                                      tradable=tradable):
         tau = (expiry + EXPIRY_HOUR - dtn) / 365.0
         live = np.isfinite(strikes) & (tau > 0)
         for right in (1, -1):

@@ -185,12 +185,12 @@ class GammaScalping(bt.Strategy):
                 due = True                           # nothing held: open the straddle
             if due:
                 planned = self._manage_structure(spot, today, held)
-        if planned:
-            # the straddle was just opened or rolled: hedge the position those orders
-            # leave (they fill at this bar's quotes), not the one they replace
+        if planned is not None:
+            # the straddle was just opened, rolled or unwound: hedge the position those
+            # orders leave (they fill at this bar's quotes), not the one they replace
             legs, working = list(planned), False
         else:
-            legs, working, planned = held, bool(self._working), None
+            legs, working = held, bool(self._working)
 
         net_delta, net_gamma, n_legs, greeks_ok, iv_sum = self._net_greeks(spot, now_num, today,
                                                                            legs, planned)
@@ -306,7 +306,8 @@ class GammaScalping(bt.Strategy):
 
     def _net_greeks(self, spot: float, now_num: float, today: int, held: list,
                     planned: dict | None = None):
-        net_delta = float(self._positions(self.stock).size)
+        # after an unwind (planned == {}) the stock is being closed too
+        net_delta = 0.0 if planned == {} else float(self._positions(self.stock).size)
         net_gamma = 0.0
         n_legs = 0
         ok = True
@@ -360,9 +361,10 @@ class GammaScalping(bt.Strategy):
 
     def _manage_structure(self, spot: float, today: int, held: list) -> dict | None:
         """Open the straddle when none is held, or roll ``held`` (next() found it due:
-        DTE below the window, strike out of the band, or an unknown contract). Returns
-        the option positions the orders sent this bar leave ({data: contracts}), or
-        None when it sent nothing."""
+        DTE below the window, strike out of the band, or an unknown contract); with
+        nothing to roll into, unwind it. Returns the option positions the orders sent
+        this bar leave ({data: contracts}; {} after an unwind, which also closes the
+        stock), or None when it sent nothing."""
         p = self.p
         if not (spot > 0):
             return None                               # no valid spot: no structure decision
@@ -378,7 +380,17 @@ class GammaScalping(bt.Strategy):
         pairs = [k for k, v in legs.items() if 1 in v and -1 in v]
         choice = structure.choose_straddle(spot, today, pairs, p.min_dte, p.max_dte, p.atm_band_pct)
         if choice is None:
-            return None
+            if not held:
+                return None
+            # a roll is due and nothing qualifies to roll into: unwind (the legs and their
+            # hedge) rather than hold a straddle the window no longer admits, unhedged
+            for d in held:
+                self._send(self.close(data=d), "unwind")
+            if self._positions(self.stock).size:
+                self._send(self.close(data=self.stock), "unwind")
+            log.warning("%s no straddle inside the DTE window and ATM band: unwound %s",
+                        self.stock.datetime.datetime(0), ", ".join(d._name for d in held))
+            return {}
         for d in held:
             self._send(self.close(data=d), "roll_close")
         for right in (1, -1):

@@ -535,3 +535,21 @@ def test_csv_bars_do_not_roll_outside_trading_hours(tmp_path, caplog):
         r = run_backtest(csv_cfg(p))
     assert "delta_invalid" not in r.metrics["block_reasons"]
     assert not caplog.records
+
+
+def test_coarse_strike_grid_unwinds_instead_of_holding_to_expiry(tmp_path, caplog):
+    """A price that drifts off the strike grid: rolls fall due with nothing to roll
+    into, so the straddle is unwound; a held contract never expires under its slot
+    (which would block every later bar as S1)."""
+    days = 160
+    df = yahoo_frame(days=days, spot=100.0, seed=11)
+    df["Close"] = np.round(100.0 * np.exp(np.linspace(0.0, math.log(0.45), days)), 4)  # 100 -> 45
+    path = tmp_path / "drift.csv"
+    df.to_csv(path, index=False)
+    caplog.set_level("WARNING")
+    r = run_backtest(csv_cfg(path, strike_step=25.0))
+    blocks = r.metrics["block_reasons"]
+    assert "delta_invalid" not in blocks and "system_greeks_bad" not in blocks, blocks
+    assert not any("contract changed" in m for m in caplog.messages)
+    assert any("unwound" in m for m in caplog.messages)
+    assert r.metrics["option_contracts_traded"] >= 40           # opened and unwound more than once

@@ -395,3 +395,30 @@ def test_drop_in_plain_cerebro():
     assert all(isinstance(h["shares"], int) for h in a["hedges"])
     assert strat.getposition(stock).size == -320
     assert set(a) >= {"block_reasons", "refusals", "hedges"}
+
+
+# -- structure: a due roll with nothing to roll into unwinds, and is not a trap -------
+class _Book(GammaScalping):
+    """Positions as each bar begins (orders of the bar before have filled)."""
+
+    def __init__(self):
+        super().__init__()
+        self.book = []
+
+    def next(self):
+        self.book.append((self.stock.datetime.datetime(0), self.getposition(self.stock).size,
+                          [self.getposition(d).size for d in self.options]))
+        super().next()
+
+
+def test_roll_with_nothing_to_roll_into_unwinds_legs_and_hedge_then_reopens():
+    rows = (opened() + bars(minutes(MON, "10:01", 2), opt=200.0)          # hedged: -200
+            + bars(minutes(MON, "10:03", 3), spot=110.0, opt=200.0)       # strike 100 leaves the band
+            + bars(minutes(MON, "10:06", 3), spot=100.0))                 # back inside: reopen
+    res = run(rows, NO_MOVE, strategy=_Book)
+    book = {t: (stock, legs) for t, stock, legs in res.strat.book}
+    assert book[at(MON, "10:03")] == (-200, [10, 10])   # the roll falls due on this bar
+    assert book[at(MON, "10:04")] == (0, [0, 0])        # legs and hedge closed
+    assert book[at(MON, "10:05")] == (0, [0, 0])        # nothing qualifies: stays flat
+    assert book[at(MON, "10:07")][1] == [10, 10]        # a straddle qualifies again: reopened
+    assert res.refusals == []                           # flat is not a blocked hedge

@@ -99,3 +99,51 @@ def test_listed_pairs_grid():
     assert pairs == [(95.0, TODAY), (100.0, TODAY), (105.0, TODAY),
                      (95.0, TODAY + 7), (100.0, TODAY + 7), (105.0, TODAY + 7)]
     assert all(k > 0 for k, _ in listed_pairs(4.0, TODAY, 5.0, [TODAY + 7], n_strikes=2))
+
+
+# -- the market builder's slot plan follows the strategy's roll rule -----------------
+import numpy as np  # noqa: E402
+
+from feeds.market import SLOT_IDLE_BARS, plan_slots  # noqa: E402
+
+
+def _plan(spots, choices, **kw):
+    """One bar per day from ordinal 740000; ``choices[i]`` is what choose returns."""
+    dtn = 740000.0 + np.arange(len(spots)) + 0.5
+    return plan_slots(dtn, np.array(spots, dtype=float), lambda i, today: choices[i], 21, 0.03, **kw)
+
+
+def test_plan_holds_a_straddle_in_one_pair_until_a_roll_is_due():
+    k, e = 100.0, 740030
+    pairs = _plan([100.0] * 5, [(k, e)] * 5)
+    assert len(pairs) == 1
+    strikes, expiries = pairs[0]
+    assert strikes.tolist() == [k] * 5 and expiries.tolist() == [e] * 5
+
+
+def test_plan_unwinds_when_a_roll_is_due_and_nothing_qualifies_then_reopens():
+    k, e = 100.0, 740030
+    # day 2: spot 110 puts strike 100 out of the band, nothing to roll into
+    spots = [100.0, 100.0, 110.0] + [110.0] * SLOT_IDLE_BARS + [100.0, 100.0]
+    choices = [(k, e), (k, e), None] + [None] * SLOT_IDLE_BARS + [(k, e + 7), (k, e + 7)]
+    pairs = _plan(spots, choices)
+    reopened = 3 + SLOT_IDLE_BARS
+    # released at the unwind: the same pair may carry the next straddle once idle
+    assert len(pairs) == 1
+    strikes, expiries = pairs[0]
+    assert expiries[:reopened].tolist() == [e] * reopened
+    assert expiries[reopened:].tolist() == [e + 7] * 2
+
+
+def test_plan_waits_while_the_strategy_cannot_trade_or_close():
+    k, e = 100.0, 740030
+    spots = [100.0, 110.0, 110.0, 110.0]
+    choices = [(k, e), (111.0, e + 7), (111.0, e + 7), (111.0, e + 7)]
+    closed_days = {1}                             # the held legs have no quote on day 1
+    pairs = _plan(spots, choices, closable=lambda i, held: i not in closed_days)
+    new = [p for p in pairs if p[0][-1] == 111.0][0]
+    assert np.isnan(new[0][1]) and new[0][2] == 111.0     # rolled on day 2, not day 1
+    shut = {1, 2}                                # not tradable on days 1-2 (e.g. outside RTH)
+    pairs = _plan(spots, choices, tradable=lambda i: i not in shut)
+    new = [p for p in pairs if p[0][-1] == 111.0][0]
+    assert np.isnan(new[0][2]) and new[0][3] == 111.0     # rolled on day 3
