@@ -109,8 +109,9 @@ class IBBroker(bt.BrokerBase):
 
     def getvalue(self, datas=None):
         value = self.cash
+        wanted = None if datas is None else set(datas)   # identity: == on datas compares prices
         for d, pos in self.positions.items():
-            if pos.size and (datas is None or d in datas):
+            if pos.size and (wanted is None or d in wanted):
                 px = d.close[0] if len(d) else math.nan
                 if px == px:
                     value += pos.size * px * self._mult(d)

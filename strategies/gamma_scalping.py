@@ -144,7 +144,8 @@ class GammaScalping(bt.Strategy):
         if order.status in (order.Rejected, order.Margin):
             self._broker_error_s = data_seconds(self.stock.datetime[0])
             log.warning("order %s %s on %s", order.ref, order.getstatusname(), order.data._name)
-        if order.status == order.Completed and order.data in self.options:
+        # membership by identity: ``==`` between Backtrader datas compares their prices
+        if order.status == order.Completed and order.data in self._leg_lines:
             d = order.data
             if self.getposition(d).size:
                 self._held[d] = (d.strike[0], d.expiry[0], d.right[0])
@@ -374,8 +375,9 @@ class GammaScalping(bt.Strategy):
         if self.guards.limits.trading_hours_only and outside_trading_hours(self.stock.datetime.datetime(0)):
             return None
         legs = {}
+        held_set = set(held)                          # identity, not ``==`` (see notify_order)
         for d in self.options:
-            if self._quoted(d) and d not in held:
+            if d not in held_set and self._quoted(d):
                 legs.setdefault((d.strike[0], int(d.expiry[0])), {})[int(d.right[0])] = d
         pairs = [k for k, v in legs.items() if 1 in v and -1 in v]
         choice = structure.choose_straddle(spot, today, pairs, p.min_dte, p.max_dte, p.atm_band_pct)

@@ -422,3 +422,13 @@ def test_roll_with_nothing_to_roll_into_unwinds_legs_and_hedge_then_reopens():
     assert book[at(MON, "10:05")] == (0, [0, 0])        # nothing qualifies: stays flat
     assert book[at(MON, "10:07")][1] == [10, 10]        # a straddle qualifies again: reopened
     assert res.refusals == []                           # flat is not a blocked hedge
+
+
+def test_a_stock_priced_like_an_option_is_not_taken_for_one():
+    """``==`` between Backtrader datas compares their current prices: the strategy must
+    tell its feeds apart by identity (a stock fill at the call's price once crashed it)."""
+    rows = bars([at(MON, "10:00")], spot=3.0) + bars(minutes(MON, "10:01", 3), spot=3.0, opt=200.0)
+    res = run(rows, NO_MOVE, strike=3.0)                  # stock 3.00, call and put mids 3.00
+    assert res.hedges == [(at(MON, "10:01"), -200, "Completed")]
+    s = res.strat
+    assert [s.getposition(d).size for d in s.options] == [10, 10]
