@@ -54,7 +54,8 @@ class PnLAnalyzer(bt.Analyzer):
         self.shares_traded = 0.0
         self.option_contracts_traded = 0.0
         self._flat = array.array("d")     # per bar: _HEAD fields, every mid, every position
-        self._greeks = []                 # per bar: the strategy's {data: greeks} of counted legs
+        self._legs_per_bar = array.array("i")   # per bar: how many legs were counted
+        self._gflat = array.array("d")    # per counted leg: column, then its 5 greeks
         self._fills = []                  # (bar, column, cash paid at fill prices)
         self._cache = None
         # a strategy with GammaScalping's net_delta, net_gamma and leg_greeks
@@ -72,7 +73,7 @@ class PnLAnalyzer(bt.Analyzer):
         d = order.data
         j = self.column.get(d)
         if j is not None:                 # booked in the bar the strategy sees it in
-            self._fills.append((len(self._greeks), j, (total_cost - cost) * self.mult[j]))
+            self._fills.append((len(self._legs_per_bar), j, (total_cost - cost) * self.mult[j]))
         self.charged += ex.comm - comm
         self.seen[order.ref] = (ex.size, total_cost, ex.comm)
         if d is self.stock:
@@ -104,11 +105,20 @@ class PnLAnalyzer(bt.Analyzer):
         # close[0] read directly; NaN before an instrument's first bar
         flat.extend([c.array[c._idx] if c.lencount else math.nan for c in self._close_bufs])
         flat.extend([position(d).size for d in self.instruments])
-        self._greeks.append(s.leg_greeks if self._hedger else {})
+        # the counted legs' greeks, flat (column, delta, gamma, vega, theta, iv): kept
+        # as floats, not per-bar dicts, so a year of records adds nothing for the GC
+        n_legs = 0
+        if self._hedger:
+            column, gflat = self.column, self._gflat
+            for d, g in s.leg_greeks.items():
+                gflat.append(column[d])
+                gflat.extend(g)
+                n_legs += 1
+        self._legs_per_bar.append(n_legs)
 
     # -- the figures -------------------------------------------------------------------
     def _computed(self) -> dict:
-        n = len(self._greeks)
+        n = len(self._legs_per_bar)
         if self._cache is not None and self._cache["n"] == n:
             return self._cache
         k = len(self.instruments)
@@ -123,12 +133,12 @@ class PnLAnalyzer(bt.Analyzer):
         legs = len(self.options)
         greeks = np.full((n, legs, 5), np.nan)
         counted = np.zeros((n, legs), dtype=bool)
-        col = self.column
-        for t, lg in enumerate(self._greeks):
-            for d, g in lg.items():
-                j = col[d] - 1
-                greeks[t, j] = g
-                counted[t, j] = True
+        per_bar = np.frombuffer(self._legs_per_bar, dtype=np.int32)[:n]
+        g = np.frombuffer(self._gflat, dtype=float).reshape(-1, 6)[:int(per_bar.sum())]
+        bar = np.repeat(np.arange(n), per_bar)
+        leg = g[:, 0].astype(int) - 1                    # column 0 is the stock
+        greeks[bar, leg] = g[:, 1:]
+        counted[bar, leg] = True
         attr = ledger.attribution(now, spot, sizes[:, 1:] * self.mult[1:], greeks, counted)
         self._cache = {
             "n": n, "now": now, "spot": spot, "value": value, "net_delta": rec[:, 3],
@@ -142,7 +152,7 @@ class PnLAnalyzer(bt.Analyzer):
     @property
     def series(self) -> dict:
         """Per-bar columns (SERIES_COLUMNS) as lists; empty without keep_series."""
-        if not self.p.keep_series or not self._greeks:
+        if not self.p.keep_series or not self._legs_per_bar:
             return {name: [] for name in SERIES_COLUMNS}
         c = self._computed()
         a = c["attr"]
@@ -156,7 +166,7 @@ class PnLAnalyzer(bt.Analyzer):
         costs = self._costs()
         cost_total = sum(costs.values())
         total = end_value - self.start_value
-        if self._greeks:
+        if self._legs_per_bar:
             c = self._computed()
             option_pnl, hedge_pnl = float(c["option"][-1]), float(c["hedge"][-1])
             attr = {name: float(a[-1]) for name, a in c["attr"].items()}
