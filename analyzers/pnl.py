@@ -78,8 +78,8 @@ class PnLAnalyzer(bt.Analyzer):
         self.seen[order.ref] = (ex.size, total_cost, ex.comm)
         if d is self.stock:
             self.shares_traded += abs(new_size)
-            if order.status == order.Completed:
-                self.hedge_fills += 1
+            if order.status == order.Completed and order.info.get("purpose") != "unwind":
+                self.hedge_fills += 1             # closing the hedge of an unwound straddle is no hedge
         else:
             self.option_contracts_traded += abs(new_size)
         if not order.alive():

@@ -14,6 +14,7 @@ ratio <= 1.5, and one year of 5-minute bars in <= 10 s on one core).
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -76,10 +77,11 @@ def main() -> None:
     market = load_market(cfg)
     build = time.perf_counter() - t0
     runs = {"empty": [], "strategy": [], "backtest": []}
+    timed = {"empty": run_empty, "strategy": run_strategy, "backtest": run_full}
     for _ in range(args.repeat):               # interleaved, so drift hits all alike
-        runs["empty"].append(run_empty(cfg, market))
-        runs["strategy"].append(run_strategy(cfg, market))
-        runs["backtest"].append(run_full(cfg, market))
+        for name, fn in timed.items():
+            gc.collect()                       # the runs before left cyclic garbage: not this run's cost
+            runs[name].append(fn(cfg, market))
     n = len(market)
     print(f"bars {n} (5-min, {args.days} days), feeds {1 + len(market.slots)}, market build {build:.2f} s")
     for label, i in (("wall", 0), ("cpu", 1)):

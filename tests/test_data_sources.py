@@ -553,3 +553,5 @@ def test_coarse_strike_grid_unwinds_instead_of_holding_to_expiry(tmp_path, caplo
     assert not any("contract changed" in m for m in caplog.messages)
     assert any("unwound" in m for m in caplog.messages)
     assert r.metrics["option_contracts_traded"] >= 40           # opened and unwound more than once
+    # closing an unwound straddle's hedge is not counted as a hedge
+    assert r.metrics["hedge_count"] == sum(h["status"] == "Completed" for h in r.hedges)
