@@ -198,6 +198,11 @@ class IBSim(Handlers, Streaming, OrderFlow):
             if self._reopen:
                 self._reopen.cancel()
                 self._spawn(self._listen_again())
+        elif fault == "no_data":
+            self.faults.apply(fault, args, now)
+            for s in list(self.sessions):            # every subscription is told, then silent
+                for req in list(s.subs):
+                    s.send(msg.error(req, args["code"], self.faults.no_data_text))
         else:
             self.faults.apply(fault, args, now)
             if fault == "widen":

@@ -43,12 +43,16 @@ class Streaming:
             return
         sub = Subscription(req, inst, generic)
         s.subs[req] = sub
-        if not self.faults.is_stale(asyncio.get_running_loop().time()):
+        now = asyncio.get_running_loop().time()
+        if self.faults.no_data(now):                  # refused now; streams when the fault ends
+            s.send(msg.error(req, self.faults.no_data_code, self.faults.no_data_text))
+            return
+        if not self.faults.is_stale(now):
             self._send_quote(s, sub, self.book_quote(inst), True, None)
 
     def _push_quotes(self, full: bool) -> None:
         loop_now = asyncio.get_running_loop().time()
-        if self.faults.is_stale(loop_now):
+        if self.faults.is_stale(loop_now) or self.faults.no_data(loop_now):
             return
         if not any(s.subs for s in self.sessions):
             return

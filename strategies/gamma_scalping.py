@@ -47,8 +47,9 @@ class _LegLines(NamedTuple):
     close: object
 
 
-_LIVE_OK = (bt.feed.DataBase.LIVE, bt.feed.DataBase.DELAYED)
-_LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED)
+_LIVE_OK = (bt.feed.DataBase.LIVE,)
+# DELAYED = history (a backfill): never an order on it, like a broken connection
+_LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED, bt.feed.DataBase.DELAYED)
 
 
 class GammaScalping(bt.Strategy):
@@ -97,6 +98,8 @@ class GammaScalping(bt.Strategy):
         lines = self.stock.lines
         self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else None
         self._stock_age = lines.age_ms if hasattr(lines, "age_ms") else None
+        # live feeds mark backfilled history bars (1): the state is E3 on them, no order
+        self._stock_backfill = lines.backfill if hasattr(lines, "backfill") else None
         self._window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
@@ -163,7 +166,8 @@ class GammaScalping(bt.Strategy):
         positions = self._positions
         held = [d for d in self.options if positions(d).size]
         planned = None
-        if self.p.manage_structure and not self._working:
+        history = self._stock_backfill is not None and self._stock_backfill[0] > 0
+        if self.p.manage_structure and not self._working and not history:
             planned = self._manage_structure(spot, today, held)
         if planned:
             # the straddle was just opened or rolled: hedge the position those orders
@@ -189,7 +193,7 @@ class GammaScalping(bt.Strategy):
                                      age_ms, self.p.stale_ts_threshold_ms,
                                      self.p.gap_pct),
             l=states.classify_liquidity(bid, ask, self.p.wide_spread_pct, self.p.extreme_spread_pct),
-            e=states.classify_execution(not self._down, error, working, self._partial),
+            e=states.classify_execution(not self._down and not history, error, working, self._partial),
             s=states.classify_system(self.guards.risk_halt(), greeks_ok,
                                      age_ms, self.p.data_lag_threshold_ms),
         )
