@@ -464,7 +464,8 @@ def test_feed_history_bars_and_missing_data_values():
     from feeds.ibdata import IBOptionData, IBStockData
     opt = ibi.Option("NVDA", "20260206", 170.0, "C", "SMART", multiplier="100")
     d = IBOptionData(store=None, contract=opt)
-    d.ticker = ibi.Ticker(contract=opt, bid=5.0, ask=5.2)
+    d.ticker = ibi.Ticker(contract=opt)
+    d.ticker.bid, d.ticker.ask = 5.0, 5.2            # set after: ib_async's Ticker clears them at init
     d.push_snapshot(1.0)
     d.push_history(2.0, None)                        # IB had no bar for the leg
     d.push_history(3.0, (None, 5.3, 5.4, 5.2, 5.35))
