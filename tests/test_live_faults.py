@@ -159,6 +159,7 @@ class DropOnce:
         if self.dropped_at is None:
             if len(strat.bars) >= 30 and strat.sent and not strat._working:
                 self.sim.inject("disconnect", refuse_seconds=1.0)
+                self.sim.advance(3600)            # an hour of market passes while we are away
                 self.dropped_at = len(strat.bars)
             return
         hist = [i for i, b in enumerate(strat.bars) if b[1] == 1]
@@ -169,7 +170,8 @@ class DropOnce:
 @needs_client
 def test_backfill_after_a_drop_is_history_in_order_and_never_traded(sim):
     ctl = DropOnce(sim)
-    strat, store = run_in_process(sim.port, ctl)
+    # a tight band so that the gap's moves call for hedges the history must not get
+    strat, store = run_in_process(sim.port, ctl, "gates.state.delta.threshold_hedge_shares=11")
     bars = strat.bars
     hist = [i for i, b in enumerate(bars) if b[1] == 1]
     assert hist, "no backfilled bar reached the strategy"
@@ -190,6 +192,7 @@ def test_backfill_after_a_drop_is_history_in_order_and_never_traded(sim):
         assert bars[i][3] == pytest.approx(float(market.m.close[market.times.index(end)]), abs=1e-4)
     # history blocks trading (E3); no order on it; the first live bar decides (E0)
     assert all(" E3 " in bars[i][2] for i in hist)
+    assert any(re.search(r" D[23] ", bars[i][2]) for i in hist), [bars[i][2] for i in hist]
     assert not [s for s in strat.sent if s[2] == 1]
     assert not [s for s in strat.sent if ctl.dropped_at <= s[0] <= hist[-1]]
     assert " E0 " in after[2], after
@@ -483,3 +486,48 @@ def test_feed_history_bars_and_missing_data_values():
     s.push_history(2.0, (None, 170.0, 170.5, 169.9, 170.2))
     [(_, v)] = s._queue
     assert v["close"] == 170.2 and v["age_ms"] == 0.0 and v["backfill"] == 1.0 and v["bid"] != v["bid"]
+
+
+@needs_client
+def test_backfill_requests_keep_to_pacing(caplog):
+    """The same gap asked twice within 15 s: the second request never reaches IB."""
+    from stores.ibstore import IBStore
+    store = IBStore()
+    asked = []
+    store.ib.reqHistoricalData = lambda contract, **kw: asked.append(kw) or []
+    contract = ibi.Stock("NVDA", "SMART", "USD")
+    contract.conId = 4815747
+    utc = dt.datetime(2026, 3, 2, 15, 20, tzinfo=dt.timezone.utc)
+    req = gap_request(T0, T0 + dt.timedelta(minutes=20), utc, 5)
+    assert store._gap_bars(contract, req) == [] and store._gap_bars(contract, req) == []
+    assert len(asked) == 1
+    assert asked[0] == {"endDateTime": "20260302-15:20:00", "durationStr": "1500 S",
+                        "barSizeSetting": "5 mins", "whatToShow": "MIDPOINT", "useRTH": True,
+                        "formatDate": 2, "timeout": 10.0}
+    assert "IB pacing" in caplog.text
+
+
+class ResubscribeOnce:
+    """Send 1101 (data lost: the store re-subscribes) after 20 bars; 20 bars later note
+    how many handlers each feed's Ticker has, and stop."""
+
+    def __init__(self, sim):
+        self.sim, self.at, self.handlers = sim, None, None
+
+    def __call__(self, strat):
+        n = len(strat.bars)
+        if self.at is None and n >= 20:
+            self.sim.inject("error_1101")
+            self.at = n
+        elif self.at is not None and n >= self.at + 20 and self.handlers is None:
+            self.handlers = [len(d.ticker.updateEvent) for d in strat.datas]
+            strat.env.runstop()
+
+
+@needs_client
+def test_resubscribe_binds_each_ticker_once(sim):
+    """IB hands back the same Ticker for the same contract: binding it again would turn
+    every tick into two bars."""
+    ctl = ResubscribeOnce(sim)
+    run_in_process(sim.port, ctl)
+    assert ctl.handlers and all(h == 1 for h in ctl.handlers), ctl.handlers
