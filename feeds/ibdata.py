@@ -6,7 +6,8 @@ greeks when present (vega per 1.00 of vol and theta per year, converted from IB'
 point and per day; NaN otherwise, so the strategy prices the leg itself) and the
 contract's strike, expiry (date ordinal) and right. ``backfill`` is 1 on history bars
 queued after a reconnect (the strategy never trades on them) and 0 on live ones; a
-feed IB refuses data for (354/10197) shows no quote until ticks return.
+feed IB refuses data for (354/10197) shows no quote (its last mark as close) until
+ticks return.
 """
 from __future__ import annotations
 
@@ -79,28 +80,38 @@ class _IBLive(bt.feed.DataBase):
     def push_snapshot(self, stamp: float) -> None:
         if self.ticker is not None:
             values = self._values()
-            if self.no_data:
-                values.update(self._missing())
-            elif values["close"] == values["close"]:
-                self._last_close = values["close"]
+            if self.no_data:                          # no quote; the last mark values the position
+                values.update(self._missing(), **self._last_mark())
+            else:
+                if values["close"] == values["close"]:
+                    self._last_close = values["close"]
+                if getattr(self.store, "no_data", None):
+                    self._while_others_missing(values)
             self._queue.append((stamp, values))
+
+    def _while_others_missing(self, values: dict) -> None:
+        """Another instrument has no data (354/10197); see IBStockData."""
 
     def push_history(self, stamp: float, bar) -> None:
         """One backfilled bar: (end, open, high, low, close), or None when IB had no bar
-        for this instrument (expired options, no history): no quote then, and the last
-        live mark carried so the position keeps its value (no false loss breaker)."""
+        for this instrument (expired options, no history): no quote then, the last mark."""
         values = self._missing()
         if bar is not None:
             values.update(open=bar[1], high=bar[2], low=bar[3], close=bar[4])
         else:
-            values.update(open=self._last_close, high=self._last_close, low=self._last_close,
-                          close=self._last_close)
+            values.update(self._last_mark())
         values.update(self._history_extra())
         values["backfill"] = 1.0
         self._queue.append((stamp, values))
 
     def _missing(self) -> dict:
         return {k: NAN for k in ("open", "high", "low", "close", "volume", "bid", "ask")}
+
+    def _last_mark(self) -> dict:
+        """The last live price as this bar's close: the position keeps its value (no
+        false loss breaker), the missing quote still blocks trading."""
+        c = self._last_close
+        return {"open": c, "high": c, "low": c, "close": c}
 
     def _history_extra(self) -> dict:
         return {}
@@ -126,6 +137,14 @@ class IBStockData(_IBLive):
 
     def _history_extra(self) -> dict:
         return {"age_ms": 0.0}                       # as fresh as its bar, like a backtest
+
+    def _while_others_missing(self, values: dict) -> None:
+        # a held leg without data leaves net delta unknowable (its greeks would be guessed
+        # at the fallback vol): the stock shows no quote (L3), so nothing is sent
+        broker = getattr(self.store, "broker", None)
+        if any(d.no_data and (broker is None or broker.getposition(d).size)
+               for d in self.store.datas if d is not self):
+            values["bid"] = values["ask"] = NAN
 
     def _values(self) -> dict:
         bid, ask, mid = quote(self.ticker)

@@ -44,7 +44,7 @@ class Streaming:
         sub = Subscription(req, inst, generic)
         s.subs[req] = sub
         now = asyncio.get_running_loop().time()
-        if self.faults.no_data(now):                  # refused now; streams when the fault ends
+        if self.faults.no_data_on(inst.sec_type, now):   # refused now; streams when the fault ends
             s.send(msg.error(req, self.faults.no_data_code, self.faults.no_data_text))
             return
         if not self.faults.is_stale(now):
@@ -52,7 +52,7 @@ class Streaming:
 
     def _push_quotes(self, full: bool) -> None:
         loop_now = asyncio.get_running_loop().time()
-        if self.faults.is_stale(loop_now) or self.faults.no_data(loop_now):
+        if self.faults.is_stale(loop_now):
             return
         if not any(s.subs for s in self.sessions):
             return
@@ -61,6 +61,8 @@ class Streaming:
         bad = self.faults.take_bad_round()
         for s in list(self.sessions):
             for sub in list(s.subs.values()):
+                if self.faults.no_data_on(sub.inst.sec_type, loop_now):
+                    continue
                 self._send_quote(s, sub, self.book_quote(sub.inst), full, bad)
 
     def _send_quote(self, s: Session, sub: Subscription, q: Quote, full: bool, bad: str | None) -> None:

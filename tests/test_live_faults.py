@@ -309,14 +309,17 @@ def live_sim():
 
 
 @needs_client
-@pytest.mark.parametrize("code,words", [(354, "market data is not subscribed"),
-                                        (10197, "competing live session")])
-def test_missing_market_data_one_message_no_order_then_recovers(live_sim, code, words):
+@pytest.mark.parametrize("code,words,only", [(354, "market data is not subscribed", None),
+                                             (10197, "competing live session", None),
+                                             (354, "market data is not subscribed", "OPT")])
+def test_missing_market_data_one_message_no_order_then_recovers(live_sim, code, words, only):
+    """All instruments, or only the option legs (no options data subscription, the stock
+    quoted): one plain line, no order until the data is back, then trading again."""
     sim, procs = live_sim
     r = LiveProcess(sim.port)
     procs.append(r)
     assert wait_for(lambda: our_orders(sim.state()), timeout=40), r.text()[-2000:]
-    sim.inject("no_data", code=code, seconds=5.0)
+    sim.inject("no_data", code=code, seconds=5.0, sec_type=only)
     plain = f"({code})"
     assert wait_for(lambda: plain in r.text(), timeout=20), r.text()[-2000:]
     assert wait_for(lambda: "no_data" not in sim.state()["faults"], timeout=20)
@@ -329,13 +332,18 @@ def test_missing_market_data_one_message_no_order_then_recovers(live_sim, code, 
     ours = [ln for ln in log.splitlines() if plain in ln]
     assert len(ours) == 1 and words in ours[0] and "no hedging" in ours[0], ours
     assert f"Error {code}," not in log                          # the library's own lines are dropped
-    # nothing sent from the message until the data came back; what it showed meanwhile
-    start, back = log.index(ours[0]), log.index("is back")
+    # nothing sent from the first bar without data until the data came back (bars queued
+    # before the error still carry the quotes they had); what it showed meanwhile
+    said, back = log.index(ours[0]), log.index("is back")
+    first = re.search(r"state O\d D\d M\d L3", log[said:back])
+    assert first, log[said:back][-2000:]
+    start = said + first.start()
     assert "sent BUY" not in log[start:back] and "sent SELL" not in log[start:back]
     assert "sent " in log[back:]
     shown = re.findall(r"state (O\d D\d M\d L\d E\d S\d)", log[start:back])
-    assert any(" L3 " in s for s in shown), shown
-    assert any(s.endswith("S2") for s in shown), shown
+    assert shown and all(" L3 " in s for s in shown), shown      # no quote throughout
+    if only is None:
+        assert any(s.endswith("S2") for s in shown), shown      # and the quote ages: data lag
 
 
 # ---- --store atreyu, against a fake atreyu_backtrader_api (the real one needs IB's TWS API) ---
@@ -457,9 +465,11 @@ def test_gateway_no_data_fault_errors_every_request_then_streams_again(sim):
 
 def test_gateway_no_data_fault_validates_its_code():
     from ibsim.faults import FaultError, validate_fault
-    assert validate_fault("no_data", {}) == {"code": 354, "message": "", "seconds": None}
+    assert validate_fault("no_data", {}) == {"code": 354, "message": "", "seconds": None, "sec_type": None}
     with pytest.raises(FaultError, match="code"):
         validate_fault("no_data", {"code": 200})
+    with pytest.raises(FaultError, match="sec_type"):
+        validate_fault("no_data", {"sec_type": "FUT"})
 
 
 @needs_client
@@ -480,7 +490,8 @@ def test_feed_history_bars_and_missing_data_values():
     assert carried["bid"] != carried["bid"] and carried["delta"] != carried["delta"]  # no quote
     assert carried["strike"] == 170.0 and carried["right"] == 1.0
     assert (bar["open"], bar["high"], bar["low"], bar["close"], bar["backfill"]) == (5.3, 5.4, 5.2, 5.35, 1.0)
-    assert all(missing[k] != missing[k] for k in ("bid", "ask", "close", "delta", "gamma"))
+    assert all(missing[k] != missing[k] for k in ("bid", "ask", "delta", "gamma", "iv"))
+    assert missing["close"] == pytest.approx(5.1)     # the last mark values the position
     stk = ibi.Stock("NVDA", "SMART", "USD")
     s = IBStockData(store=None, contract=stk)
     s.push_history(2.0, (None, 170.0, 170.5, 169.9, 170.2))
@@ -531,3 +542,30 @@ def test_resubscribe_binds_each_ticker_once(sim):
     ctl = ResubscribeOnce(sim)
     run_in_process(sim.port, ctl)
     assert ctl.handlers and all(h == 1 for h in ctl.handlers), ctl.handlers
+
+
+@needs_client
+def test_stock_shows_no_quote_while_a_held_leg_has_no_data():
+    """The stock keeps its price but loses its quote (L3) while a held leg has none: the
+    leg's greeks could only be guessed. A leg not held does not matter."""
+    import types
+    from feeds.ibdata import IBOptionData, IBStockData
+    held = {}
+    store = types.SimpleNamespace(no_data={}, datas=[],
+                                  broker=types.SimpleNamespace(
+                                      getposition=lambda d: types.SimpleNamespace(size=held.get(d, 0))))
+    stk = IBStockData(store=store, contract=ibi.Stock("NVDA", "SMART", "USD"))
+    stk.ticker = ibi.Ticker(contract=stk.contract)
+    stk.ticker.bid, stk.ticker.ask = 170.0, 170.02
+    leg = IBOptionData(store=store, contract=ibi.Option("NVDA", "20260206", 170.0, "C", "SMART"))
+    store.datas[:] = [stk, leg]
+    leg.no_data, store.no_data = True, {1: 354}
+    stk.push_snapshot(1.0)                            # the leg is not held: quoted as usual
+    held[leg] = 10
+    stk.push_snapshot(2.0)                            # held: no quote, the price kept
+    leg.no_data, store.no_data = False, {}
+    stk.push_snapshot(3.0)
+    (_, a), (_, b), (_, c) = stk._queue
+    assert (a["bid"], a["ask"]) == (170.0, 170.02)
+    assert b["bid"] != b["bid"] and b["ask"] != b["ask"] and b["close"] == pytest.approx(170.01)
+    assert (c["bid"], c["ask"]) == (170.0, 170.02)
