@@ -4,7 +4,10 @@ Each feed gets one bar per store snapshot (close = mid when both sides are quote
 else last), with bid/ask, and for options iv/delta/gamma/vega/theta from IB's model
 greeks when present (vega per 1.00 of vol and theta per year, converted from IB's per
 point and per day; NaN otherwise, so the strategy prices the leg itself) and the
-contract's strike, expiry (date ordinal) and right.
+contract's strike, expiry (date ordinal) and right. ``backfill`` is 1 on history bars
+queued after a reconnect (the strategy never trades on them) and 0 on live ones; a
+feed IB refuses data for (354/10197) shows no quote (its last mark as close) until
+ticks return.
 """
 from __future__ import annotations
 
@@ -48,6 +51,8 @@ class _IBLive(bt.feed.DataBase):
         self.ticker = None
         self._queue = collections.deque()
         self._stopped = False
+        self.no_data = False                         # 354/10197: quotes are not to be used
+        self._last_close = NAN                       # the last live mark, for history without bars
 
     def islive(self):
         return True
@@ -69,9 +74,47 @@ class _IBLive(bt.feed.DataBase):
     def set_status_live(self):
         self.put_notification(self.LIVE)
 
+    def set_status_delayed(self):
+        self.put_notification(self.DELAYED)
+
     def push_snapshot(self, stamp: float) -> None:
         if self.ticker is not None:
-            self._queue.append((stamp, self._values()))
+            values = self._values()
+            if self.no_data:                          # no quote; the last mark values the position
+                values.update(self._missing(), **self._last_mark())
+            else:
+                if values["close"] == values["close"]:
+                    self._last_close = values["close"]
+                if getattr(self.store, "no_data", None):
+                    self._while_others_missing(values)
+            self._queue.append((stamp, values))
+
+    def _while_others_missing(self, values: dict) -> None:
+        """Another instrument has no data (354/10197); see IBStockData."""
+
+    def push_history(self, stamp: float, bar) -> None:
+        """One backfilled bar: (end, open, high, low, close), or None when IB had no bar
+        for this instrument (expired options, no history): no quote then, the last mark."""
+        values = self._missing()
+        if bar is not None:
+            values.update(open=bar[1], high=bar[2], low=bar[3], close=bar[4])
+        else:
+            values.update(self._last_mark())
+        values.update(self._history_extra())
+        values["backfill"] = 1.0
+        self._queue.append((stamp, values))
+
+    def _missing(self) -> dict:
+        return {k: NAN for k in ("open", "high", "low", "close", "volume", "bid", "ask")}
+
+    def _last_mark(self) -> dict:
+        """The last live price as this bar's close: the position keeps its value (no
+        false loss breaker), the missing quote still blocks trading."""
+        c = self._last_close
+        return {"open": c, "high": c, "low": c, "close": c}
+
+    def _history_extra(self) -> dict:
+        return {}
 
     def _load(self):
         if self._stopped:
@@ -90,7 +133,18 @@ class _IBLive(bt.feed.DataBase):
 class IBStockData(_IBLive):
     """The stock; ``age_ms`` is how old its quote is (wall time since IB last updated
     it), which the strategy classifies as S2 DATA_LAG / M5 STALE."""
-    lines = ("bid", "ask", "age_ms")
+    lines = ("bid", "ask", "age_ms", "backfill")
+
+    def _history_extra(self) -> dict:
+        return {"age_ms": 0.0}                       # as fresh as its bar, like a backtest
+
+    def _while_others_missing(self, values: dict) -> None:
+        # a held leg without data leaves net delta unknowable (its greeks would be guessed
+        # at the fallback vol): the stock shows no quote (L3), so nothing is sent
+        broker = getattr(self.store, "broker", None)
+        if any(d.no_data and (broker is None or broker.getposition(d).size)
+               for d in self.store.datas if d is not self):
+            values["bid"] = values["ask"] = NAN
 
     def _values(self) -> dict:
         bid, ask, mid = quote(self.ticker)
@@ -98,11 +152,12 @@ class IBStockData(_IBLive):
         age = ((dt.datetime.now(dt.timezone.utc) - t).total_seconds() * 1000.0
                if isinstance(t, dt.datetime) else NAN)
         return {"open": mid, "high": mid, "low": mid, "close": mid, "volume": _f(self.ticker.volume),
-                "bid": bid, "ask": ask, "age_ms": age}
+                "bid": bid, "ask": ask, "age_ms": age, "backfill": 0.0}
 
 
 class IBOptionData(_IBLive):
-    lines = ("bid", "ask", "iv", "delta", "gamma", "vega", "theta", "strike", "expiry", "right")
+    lines = ("bid", "ask", "iv", "delta", "gamma", "vega", "theta", "strike", "expiry", "right",
+             "backfill")
     params = (("multiplier", 100),)
 
     def __init__(self):
@@ -128,4 +183,13 @@ class IBOptionData(_IBLive):
                 iv = delta = gamma = vega = theta = NAN
         return {"open": mid, "high": mid, "low": mid, "close": mid, "volume": _f(self.ticker.volume),
                 "bid": bid, "ask": ask, "iv": iv, "delta": delta, "gamma": gamma, "vega": vega,
-                "theta": theta, "strike": self._strike, "expiry": self._expiry, "right": self._right}
+                "theta": theta, "strike": self._strike, "expiry": self._expiry, "right": self._right,
+                "backfill": 0.0}
+
+    def _missing(self) -> dict:
+        out = super()._missing()
+        out.update({k: NAN for k in ("iv", "delta", "gamma", "vega", "theta")})
+        return out
+
+    def _history_extra(self) -> dict:
+        return {"strike": self._strike, "expiry": self._expiry, "right": self._right}

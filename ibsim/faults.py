@@ -17,6 +17,10 @@ Faults:
   stale        {seconds: null}                 no more ticks until cleared (or N s)
   widen        {factor: 5, seconds: null}      multiply every bid/ask spread (fills too)
   bad_data     {kind: nan, ticks: 5}           nan | negative | crossed | zero quotes for N quote rounds
+  no_data      {code: 354, seconds: null, message: "", sec_type: null}  error 354 (not subscribed)
+                                               or 10197 (competing live session) on every market data
+                                               request (of sec_type STK or OPT only, when given), no
+                                               ticks until cleared (or N s); then streaming resumes
   clear        {}                              clear all faults (and stop refusing connections)
 """
 from __future__ import annotations
@@ -91,6 +95,9 @@ SPECS: dict[str, dict[str, tuple[Any, Callable]]] = {
               "seconds": (None, _number(0, 10**6, nullable=True, lo_open=True))},
     "bad_data": {"kind": ("nan", _choice("nan", "negative", "crossed", "zero")),
                  "ticks": (5, _number(1, 10**6, integer=True))},
+    "no_data": {"code": (354, _choice(354, 10197)), "message": ("", _text),
+                "seconds": (None, _number(0, 10**6, nullable=True, lo_open=True)),
+                "sec_type": (None, _choice(None, "STK", "OPT"))},
     "clear": {},
 }
 
@@ -98,6 +105,8 @@ ERROR_TEXT = {
     1100: "Connectivity between IB and Trader Workstation has been lost.",
     1101: "Connectivity between IB and Trader Workstation has been restored - data lost.",
     1102: "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+    354: "Requested market data is not subscribed.",
+    10197: "No market data during competing live session",
 }
 
 
@@ -159,6 +168,10 @@ class FaultState:
     bad_kind: str | None = None
     bad_left: int = 0
     refuse_until: float = 0.0
+    no_data_code: int = 0
+    no_data_text: str = ""
+    no_data_until: float | None = None               # None = data flows
+    no_data_sec: str | None = None                   # only this sec_type (None = all)
 
     def clear(self) -> None:
         self.__init__()
@@ -167,6 +180,15 @@ class FaultState:
         if self.stale_until is not None and now >= self.stale_until:
             self.stale_until = None
         return self.stale_until is not None
+
+    def no_data(self, now: float) -> bool:
+        if self.no_data_until is not None and now >= self.no_data_until:
+            self.no_data_until = None
+        return self.no_data_until is not None
+
+    def no_data_on(self, sec_type: str, now: float) -> bool:
+        """Market data for ``sec_type`` is refused now."""
+        return self.no_data(now) and self.no_data_sec in (None, sec_type)
 
     def spread_factor(self, now: float) -> float:
         if self.widen_factor != 1.0 and now >= self.widen_until:
@@ -224,6 +246,11 @@ class FaultState:
             self.widen_until = math.inf if args["seconds"] is None else now + args["seconds"]
         elif name == "bad_data":
             self.bad_kind, self.bad_left = args["kind"], args["ticks"]
+        elif name == "no_data":
+            self.no_data_code = args["code"]
+            self.no_data_text = args["message"] or ERROR_TEXT[args["code"]]
+            self.no_data_until = math.inf if args["seconds"] is None else now + args["seconds"]
+            self.no_data_sec = args["sec_type"]
         elif name == "clear":
             self.clear()
 
@@ -242,6 +269,10 @@ class FaultState:
             out["widen"] = self.widen_factor
         if self.bad_left > 0:
             out["bad_data"] = {"kind": self.bad_kind, "ticks": self.bad_left}
+        if self.no_data(now):
+            out["no_data"] = {"code": self.no_data_code, "sec_type": self.no_data_sec,
+                              "seconds": None if self.no_data_until == math.inf
+                              else round(self.no_data_until - now, 3)}
         if now < self.refuse_until:
             out["refusing_connections"] = round(self.refuse_until - now, 3)
         return out

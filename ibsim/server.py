@@ -198,6 +198,12 @@ class IBSim(Handlers, Streaming, OrderFlow):
             if self._reopen:
                 self._reopen.cancel()
                 self._spawn(self._listen_again())
+        elif fault == "no_data":
+            self.faults.apply(fault, args, now)
+            for s in list(self.sessions):            # every subscription hit is told, then silent
+                for req, sub in list(s.subs.items()):
+                    if self.faults.no_data_on(sub.inst.sec_type, now):
+                        s.send(msg.error(req, args["code"], self.faults.no_data_text))
         else:
             self.faults.apply(fault, args, now)
             if fault == "widen":

@@ -43,7 +43,11 @@ class Streaming:
             return
         sub = Subscription(req, inst, generic)
         s.subs[req] = sub
-        if not self.faults.is_stale(asyncio.get_running_loop().time()):
+        now = asyncio.get_running_loop().time()
+        if self.faults.no_data_on(inst.sec_type, now):   # refused now; streams when the fault ends
+            s.send(msg.error(req, self.faults.no_data_code, self.faults.no_data_text))
+            return
+        if not self.faults.is_stale(now):
             self._send_quote(s, sub, self.book_quote(inst), True, None)
 
     def _push_quotes(self, full: bool) -> None:
@@ -57,6 +61,8 @@ class Streaming:
         bad = self.faults.take_bad_round()
         for s in list(self.sessions):
             for sub in list(s.subs.values()):
+                if self.faults.no_data_on(sub.inst.sec_type, loop_now):
+                    continue
                 self._send_quote(s, sub, self.book_quote(sub.inst), full, bad)
 
     def _send_quote(self, s: Session, sub: Subscription, q: Quote, full: bool, bad: str | None) -> None:

@@ -110,7 +110,18 @@ def chain_candidates(store, stock, cfg: dict, today: dt.date, spot: float) -> li
     return got
 
 
-def build(cfg: dict, store, stopper):
+def make_store(cfg: dict):
+    """Our IBStore from the ``ib`` config keys (ImportError without ib_insync/ib_async)."""
+    from stores.ibstore import IBStore
+    ib = cfg["ib"]
+    return IBStore(host=ib["host"], port=ib["port"], client_id=ib["client_id"],
+                   timeout=ib["connect_timeout"], account=ib["account"],
+                   timestamps=ib["timestamps"], reconnect_max_seconds=ib["reconnect_max_seconds"],
+                   backfill_bar_minutes=ib["backfill_bar_minutes"],
+                   data_retry_seconds=ib["retry_seconds"])
+
+
+def build(cfg: dict, store, stopper, strategy=None):
     from brokers.commissions import OptionCommission, StockCommission
     from runners.wiring import add_hedging
     from stores.ibclient import require
@@ -153,9 +164,36 @@ def build(cfg: dict, store, stopper):
                                                   per_contract=b["option"]["commission_per_contract"]),
                                  name=name)
         datas.append(d)
-    add_hedging(cerebro, cfg)
+    add_hedging(cerebro, cfg, strategy)
     stopper.cerebro, stopper.broker, stopper.datas = cerebro, broker, datas
     return cerebro
+
+
+def run_atreyu(cfg: dict, legs: list) -> int:
+    """``--store atreyu``: atreyu_backtrader_api's IBStore/IBData/IBBroker when importable."""
+    try:
+        import atreyu_backtrader_api as atreyu
+    except ImportError:
+        from stores.atreyu import INSTALL
+        print(f"error: {INSTALL}", file=sys.stderr)
+        return 2
+    from stores.atreyu import build as build_atreyu
+    stopper = Stopper()
+    signal.signal(signal.SIGINT, stopper)
+    signal.signal(signal.SIGTERM, stopper)
+    try:
+        cerebro = build_atreyu(atreyu, cfg, legs, stopper)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    strat = cerebro.run()[0]
+    guards = strat.analyzers.guards.get_analysis()
+    broker = stopper.broker
+    final = {"cash": round(broker.getcash(), 2),
+             "positions": {d._name: broker.getposition(d).size for d in stopper.datas},
+             "hedges": len(guards["hedges"]), "blocks": guards["block_reasons"]}
+    log.warning("final: %s", json.dumps(final))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -164,33 +202,21 @@ def main(argv=None) -> int:
     p.set_defaults(config=str(DEFAULT_LIVE))
     p.add_argument("--store", choices=("ib", "atreyu"), default="ib",
                    help="ib: our ib_insync store (default); atreyu: atreyu_backtrader_api's IBStore")
+    p.add_argument("--leg", action="append", default=[], metavar="EXPIRY:STRIKE:RIGHT",
+                   help="--store atreyu: an option leg held, e.g. 20260206:170:C (repeatable)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.store == "atreyu":
-        try:
-            import atreyu_backtrader_api  # noqa: F401
-        except ImportError:
-            print("error: --store atreyu needs atreyu_backtrader_api, which is not on PyPI: install "
-                  "IB's TWS API 10.x (pip install <twsapi>/source/pythonclient) and then "
-                  "pip install git+https://github.com/atreyuxtrading/atreyu-backtrader-api",
-                  file=sys.stderr)
-            return 2
-        print("error: --store atreyu is not wired in this version; use the default store",
-              file=sys.stderr)
-        return 2
     try:
         cfg = load_config(args.config, args.sets)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.store == "atreyu":
+        return run_atreyu(cfg, args.leg)
     try:
-        from stores.ibstore import IBStore
-        ib = cfg["ib"]
-        store = IBStore(host=ib["host"], port=ib["port"], client_id=ib["client_id"],
-                        timeout=ib["connect_timeout"], account=ib["account"],
-                        timestamps=ib["timestamps"], reconnect_max_seconds=ib["reconnect_max_seconds"])
+        store = make_store(cfg)
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

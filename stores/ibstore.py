@@ -14,10 +14,14 @@ import collections
 import datetime as dt
 import logging
 import os
+import re
 import time
 from zoneinfo import ZoneInfo
 
+import backtrader as bt
+
 from feeds.market import bt_num
+from stores.backfill import Pacing, bars_in_gap, gap_request
 from stores.ibclient import require
 
 log = logging.getLogger("bifrost.ibstore")
@@ -34,6 +38,17 @@ PLAIN_ERRORS = {
     1102: "connectivity restored, data kept (1102)",
 }
 INFO_CODES = {2104, 2106, 2107, 2108, 2119, 2158}
+NO_DATA_CODES = {354, 10197}          # the feed's quotes are cleared until ticks return
+
+
+class _ExplainedHere(logging.Filter):
+    """Drops the client library's own line for the errors this store explains in one
+    plain message (354/10197 repeat on every re-request)."""
+    _line = re.compile(r"^(?:Error|Warning) (\d+), reqId")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        m = self._line.match(str(record.msg))
+        return not (m and int(m.group(1)) in NO_DATA_CODES)
 
 
 def ny_naive(t: dt.datetime) -> dt.datetime:
@@ -49,7 +64,8 @@ class IBStore:
 
     def __init__(self, host="127.0.0.1", port=7497, client_id=1, timeout=10.0, account="",
                  timestamps="receipt", reconnect_max_seconds=30.0, market_data_type=1,
-                 generic_ticks="100,101,106,233", heartbeat_seconds=1.0):
+                 generic_ticks="100,101,106,233", heartbeat_seconds=1.0, backfill_bar_minutes=1,
+                 backfill_legs=4, data_retry_seconds=10.0):
         ibi = require()
         self.host = os.environ.get("IB_HOST", host)
         self.port = int(os.environ.get("IB_PORT", port))
@@ -60,6 +76,9 @@ class IBStore:
         self.market_data_type = market_data_type
         self.generic_ticks = generic_ticks
         self.ib = ibi.IB()
+        wrapper_log = logging.getLogger(f"{ibi.__name__}.wrapper")
+        if not any(isinstance(f, _ExplainedHere) for f in wrapper_log.filters):
+            wrapper_log.addFilter(_ExplainedHere())
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnect
         self.datas = []
@@ -77,6 +96,13 @@ class IBStore:
         self.heartbeat = heartbeat_seconds
         self._last_push = time.monotonic()
         self.contract_errors = {}                 # conId/reqId -> last error text
+        self.backfill_minutes = backfill_bar_minutes   # 0 = no backfill after a reconnect
+        self.backfill_legs = backfill_legs        # at most this many held legs get option bars
+        self.pacing = Pacing()
+        self.backfilled = []                      # (stamp, conId) of every history bar queued
+        self.no_data = {}                         # conId -> error code (354/10197) while it lasts
+        self.data_retry = data_retry_seconds
+        self._no_data_retry = 0.0
 
     # -- Backtrader store protocol ---------------------------------------------------
     def getdata(self, contract, **kwargs):
@@ -158,6 +184,13 @@ class IBStore:
         if self.connect():
             self.tickers.clear()
             self._by_ticker.clear()
+            try:
+                self._backfill()
+            except Exception as exc:              # noqa: BLE001 - a gap never costs more than the gap
+                log.warning("backfill failed: %s", exc)
+            if not self.ib.isConnected():         # dropped again meanwhile: the next pump retries
+                self._on_disconnect()
+                return
             for d in self.datas:
                 self._subscribe(d)
             if self.broker is not None:
@@ -189,7 +222,10 @@ class IBStore:
         elif code in (201, 202, 399, 10147, 10148):
             if self.broker is not None:
                 self.broker.order_error(req_id, code, text)
-        elif code in (200, 354, 10197, 10090, 10167, 10168):
+        elif code in NO_DATA_CODES:
+            self.contract_errors[req_id] = f"{code}: {text}"
+            self._data_missing(code, msg, contract)
+        elif code in (200, 10090, 10167, 10168):
             self.contract_errors[req_id] = f"{code}: {text}"
             log.error("%s%s", msg, f" ({contract.localSymbol or contract.symbol})" if contract else "")
         else:
@@ -213,7 +249,8 @@ class IBStore:
                                     False, False)
         self.tickers[contract.conId] = ticker
         self._by_ticker[id(ticker)] = contract.conId
-        ticker.updateEvent += self._on_tick
+        if self._on_tick not in ticker.updateEvent:   # a re-request may return the same Ticker
+            ticker.updateEvent += self._on_tick
         data.ticker = ticker
         data.set_status_live()
 
@@ -233,6 +270,8 @@ class IBStore:
         return num
 
     def _on_tick(self, ticker) -> None:
+        if self.no_data:
+            self._data_back(ticker)
         self.ticks += 1
         self.last_tick_perf = time.perf_counter()
         self._last_push = time.monotonic()
@@ -252,6 +291,8 @@ class IBStore:
                 return
         try:
             self.ib.waitOnUpdate(timeout=timeout)
+            if self.no_data and time.monotonic() >= self._no_data_retry:
+                self._rerequest_missing()
         except ConnectionError:
             self._on_disconnect()
             return
@@ -267,3 +308,101 @@ class IBStore:
         self._last_push = now
         for d in self.datas:
             d.push_snapshot(self._last_stamp)
+
+    # -- gaps and missing data ---------------------------------------------------------
+    def _backfill(self) -> None:
+        """After a reconnect, before re-subscribing: the stock's bars for the gap (and the
+        held legs', where IB serves them) queued on every feed as history (``backfill``
+        line 1, status DELAYED), so the vol window and the series stay continuous; the
+        strategy never trades on them. A failure only costs the gap, never an order."""
+        if not self.backfill_minutes or not self._last_stamp or not self.datas:
+            return
+        stock = next((d for d in self.datas if d.contract.secType == "STK"), None)
+        if stock is None:
+            return
+        try:
+            server = self.ib.reqCurrentTime()
+            held = {p.contract.conId for p in self.ib.positions() if p.position}
+        except Exception as exc:                  # noqa: BLE001 - the gap is lost, nothing else
+            log.warning("backfill skipped: %s", exc)
+            return
+        since = bt.num2date(self._last_stamp)
+        req = gap_request(since, ny_naive(server), server, self.backfill_minutes)
+        if req is None:
+            return
+        bars = self._gap_bars(stock.contract, req)
+        if not bars:
+            log.warning("backfill: no %s bars for the gap %s - %s", stock.contract.symbol,
+                        req.since, req.until)
+            return
+        legs = [d for d in self.datas if d is not stock and d.contract.conId in held]
+        by_leg = {d: {b[0]: b for b in self._gap_bars(d.contract, req)}
+                  for d in legs[:self.backfill_legs]}
+        for d in self.datas:
+            d.set_status_delayed()
+        for end, *ohlc in bars:
+            stamp = max(bt_num(end), self._last_stamp + 1e-9)
+            self._last_stamp = stamp
+            for d in self.datas:
+                leg = (end, *ohlc) if d is stock else by_leg.get(d, {}).get(end)
+                d.push_history(stamp, leg)
+            self.backfilled.append((stamp, stock.contract.conId))
+        log.warning("backfill: %d %s bar(s) of %s for the gap %s - %s (%d leg(s) with bars), "
+                    "delivered as history: no orders on them", len(bars), req.bar_size,
+                    stock.contract.symbol, req.since, req.until, sum(1 for v in by_leg.values() if v))
+
+    def _gap_bars(self, contract, req) -> list:
+        """MIDPOINT bars of ``contract`` inside the gap; [] when IB has none (expired
+        options, no permissions) or pacing forbids the request now."""
+        key = (contract.conId, req.end, req.duration, req.bar_size, "MIDPOINT")
+        if not self.pacing.allow(key, time.monotonic()):
+            log.warning("backfill of %s skipped: IB pacing (identical request within 15 s or "
+                        "60 in 10 minutes)", contract.localSymbol or contract.symbol)
+            return []
+        try:
+            raw = self.ib.reqHistoricalData(contract, endDateTime=req.end, durationStr=req.duration,
+                                            barSizeSetting=req.bar_size, whatToShow="MIDPOINT",
+                                            useRTH=True, formatDate=2, timeout=self.timeout)
+        except Exception as exc:                  # noqa: BLE001 - no bars is a normal answer
+            log.warning("backfill of %s failed: %s", contract.localSymbol or contract.symbol, exc)
+            return []
+        rows = [(ny_naive(b.date), b.open, b.high, b.low, b.close)
+                for b in raw or [] if isinstance(b.date, dt.datetime)]
+        return bars_in_gap(rows, req.since, req.until, self.backfill_minutes)
+
+    def _data_missing(self, code, msg, contract) -> None:
+        """354/10197: the named feed (all feeds when IB names none) shows no quote until
+        ticks return; one plain message per episode, not one per feed or retry."""
+        con = getattr(contract, "conId", 0)
+        hit = [d for d in self.datas if not con or d.contract.conId == con]
+        reported = set(self.no_data.values())     # codes whose episode is already told
+        new = [d for d in hit if d.contract.conId not in self.no_data]
+        for d in hit:
+            self.no_data[d.contract.conId] = code
+            d.no_data = True
+        if new and code not in reported:
+            names = ", ".join(d.contract.localSymbol or d.contract.symbol for d in new)
+            log.error("%s: %s; no hedging on missing data until it returns", msg, names)
+        if hit:
+            self._no_data_retry = time.monotonic() + self.data_retry
+
+    def _data_back(self, ticker) -> None:
+        con = self._by_ticker.get(id(ticker))
+        if con in self.no_data:
+            code = self.no_data.pop(con)
+            for d in self.datas:
+                if d.contract.conId == con:
+                    d.no_data = False
+                    log.warning("market data for %s is back (after %s)",
+                                d.contract.localSymbol or d.contract.symbol, code)
+
+    def _rerequest_missing(self) -> None:
+        """IB does not restart a refused subscription: ask again every ``data_retry``."""
+        self._no_data_retry = time.monotonic() + self.data_retry
+        for d in self.datas:
+            if d.contract.conId in self.no_data:
+                try:
+                    self.ib.cancelMktData(d.contract)
+                except Exception:                 # noqa: BLE001 - not subscribed any more
+                    pass
+                self._subscribe(d)

@@ -48,8 +48,9 @@ class _LegLines(NamedTuple):
     close: object
 
 
-_LIVE_OK = (bt.feed.DataBase.LIVE, bt.feed.DataBase.DELAYED)
-_LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED)
+_LIVE_OK = (bt.feed.DataBase.LIVE,)
+# DELAYED = history (a backfill): never an order on it, like a broken connection
+_LIVE_DOWN = (bt.feed.DataBase.CONNBROKEN, bt.feed.DataBase.DISCONNECTED, bt.feed.DataBase.DELAYED)
 
 
 class GammaScalping(bt.Strategy):
@@ -102,6 +103,8 @@ class GammaScalping(bt.Strategy):
         # the quote the hedge trades against; a feed without quote lines: its close
         self._stock_bidask = (lines.bid, lines.ask) if hasattr(lines, "bid") else (lines.close, lines.close)
         self._stock_age = lines.age_ms if hasattr(lines, "age_ms") else None
+        # live feeds mark backfilled history bars (1): the state is E3 on them, no order
+        self._stock_backfill = lines.backfill if hasattr(lines, "backfill") else None
         self._window_years = self.p.vol_window_min * 60.0 / (365.0 * 86400.0)
         if not isinstance(self.getsizer(), HedgeSizer):
             # the default fixed-stake sizer would hedge 1 share: use ours with defaults
@@ -175,7 +178,9 @@ class GammaScalping(bt.Strategy):
         held = [d for d in self.options if positions(d).size]
         p = self.p
         planned = None
-        if p.manage_structure and not self._working:
+        backfill = self._stock_backfill
+        history = backfill is not None and backfill.array[backfill._idx] > 0
+        if p.manage_structure and not self._working and not history:
             if held:                                 # roll when DTE or band says so
                 ln = self._leg_lines[held[0]]
                 i = ln.close._idx
@@ -207,7 +212,8 @@ class GammaScalping(bt.Strategy):
                               iv_sum / n_legs if n_legs else p.volatility,
                               0.0 if age_line is None else age_line.array[age_line._idx],
                               (bid_line.array[bid_line._idx], ask_line.array[ask_line._idx]),
-                              not self._down, error, working, self._partial, guards.day_pnl(),
+                              not self._down and not history, error, working, self._partial,
+                              guards.day_pnl(),
                               greeks_ok)
         self._state = None
         if log.isEnabledFor(logging.INFO):
