@@ -221,34 +221,35 @@ class GammaScalping(bt.Strategy):
         if d_state is not D.HEDGE_NEEDED and d_state is not D.FORCE_HEDGE and d_state is not D.INVALID:
             return                                   # nothing to do: no refusal to record
         st = self.state
+        code = st.code()
         bid, ask = self._state_inputs[6]
         now = stock.datetime.datetime(0)
+        guards = self.guards
         reason = states.gate_block(st)
         if reason is not None:
-            self.guards.record_block(now, reason, st.code(), net_delta)
+            guards.record_block(now, reason, code, net_delta)
             return
         self.hedge_need = -net_delta
         isbuy = self.hedge_need > 0
         qty = self.getsizing(stock, isbuy=isbuy)
         if qty <= 0:
-            self.guards.record_block(now, self.getsizer().last_reason or "below_min_hedge",
-                                     st.code(), net_delta)
+            guards.record_block(now, self.getsizer().last_reason or "below_min_hedge", code, net_delta)
             return
         size = qty if isbuy else -qty
-        position = self.getposition(stock).size
+        position = positions(stock).size
         force = st.d is D.FORCE_HEDGE
-        reason = self.guards.refusal(now, now_s, spot, size, position, net_delta,
-                                     states.spread_pct(bid, ask), force)
+        reason = guards.refusal(now, now_s, spot, size, position, net_delta,
+                                states.spread_pct(bid, ask), force)
         if reason is not None:
-            self.guards.record_block(now, reason, st.code(), net_delta)
+            guards.record_block(now, reason, code, net_delta)
             return
         order = (self.buy if isbuy else self.sell)(data=stock, size=qty)
         if order is not None:
             order.addinfo(orderRef=self.p.order_ref, purpose="hedge")
             self._working[order.ref] = order
-        self.guards.hedge_sent(order, now, now_s, spot, size, net_delta, st.code(), force)
+        guards.hedge_sent(order, now, now_s, spot, size, net_delta, code, force)
         log.info("%s hedge %+d shares at %.2f: net delta %.1f, %s%s", now, size, spot,
-                 net_delta, st.code(), " (force)" if force else "")
+                 net_delta, code, " (force)" if force else "")
 
     # -- the state -----------------------------------------------------------------
     @property
