@@ -88,11 +88,14 @@ class IBBroker(bt.BrokerBase):
         if c.secType != "OPT":
             return                                   # the stock moves with our own fills
         d = self._datas().get(c.conId)
+        if d is None and p.position and self.store.slots is not None:
+            d = self.store.slots.adopt(c)            # a free option slot takes it, if any
+            if d is not None:
+                self.positions[d] = Position(0.0, 0.0)
         if d is None:
             if p.position:
-                log.warning("new option position %s %s %s x%s has no feed: not hedged until "
-                            "a restart picks it up", c.right, c.strike,
-                            c.lastTradeDateOrContractMonth, p.position)
+                log.warning("new option position %s %s %s x%s has no feed: reported, not hedged",
+                            c.right, c.strike, c.lastTradeDateOrContractMonth, p.position)
                 self.store.put_notification("POSITION_UNTRACKED", c.conId, p.position)
             return
         pos = self.positions[d]
@@ -100,8 +103,19 @@ class IBBroker(bt.BrokerBase):
             log.warning("option position %s changed outside the engine: %s -> %s",
                         c.localSymbol or c.conId, pos.size, p.position)
             mult = float(getattr(c, "multiplier", "") or 1)
+            # not our trade: cash moves at the mark (the cost when unquoted), so value and
+            # the day's P&L (the loss breaker) do not jump with another client's trade
+            px = d.close[0] if len(d) and d.close[0] == d.close[0] else p.avgCost / mult
+            self.cash -= (p.position - pos.size) * px * mult
             self.positions[d] = Position(p.position, p.avgCost / mult if p.position else 0.0)
             self.store.put_notification("POSITION_CHANGED", c.conId, p.position)
+
+    def busy(self, data) -> bool:
+        """``data`` holds a position or has an order in flight: its slot must not change."""
+        if self.positions[data].size:
+            return True
+        return (any(o.data is data and o.alive() for o, _ in self._live.values())
+                or any(o.data is data for o in self._paper_queue))
 
     # -- queries ---------------------------------------------------------------------
     def getcash(self):
@@ -150,6 +164,13 @@ class IBBroker(bt.BrokerBase):
         order.submit(self)
         if not self.accepting or not self.store.connected:
             order.reject(self)                       # fail closed: stopping or disconnected
+            self.notify(order)
+            return order
+        same = getattr(order.data, "bar_matches_contract", None)
+        if same is not None and not same():
+            log.error("order on %s refused: the slot's contract is not the one its bar showed",
+                      order.data._name)
+            order.reject(self)                       # fail closed: never trade an unseen contract
             self.notify(order)
             return order
         self.notify(order)

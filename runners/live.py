@@ -110,6 +110,27 @@ def chain_candidates(store, stock, cfg: dict, today: dt.date, spot: float) -> li
     return got
 
 
+def add_slots(cerebro, cfg: dict, store, stock, legs: list, broker) -> list:
+    """``ib.spare_slots`` option feeds with no contract, and the planner that moves
+    contracts between all option feeds while running (``stores.slots``)."""
+    from brokers.commissions import OptionCommission
+    from feeds.ibdata import IBOptionData
+    from stores.slots import SlotPlanner
+    st = cfg["gates"]["strategy"]["structure"]
+    spares = []
+    for i in range(cfg["ib"]["spare_slots"]):
+        d = IBOptionData(store=store, contract=None, multiplier=st["multiplier"])
+        name = f"{cfg['symbol']}-slot{i}"
+        cerebro.adddata(d, name=name)
+        broker.addcommissioninfo(OptionCommission(data=d, mult=float(st["multiplier"]),
+                                                  per_contract=cfg["broker"]["option"]["commission_per_contract"]),
+                                 name=name)
+        spares.append(d)
+    store.slots = SlotPlanner(store, legs + spares, cfg["symbol"], st, st["manage"], stock=stock)
+    log.info("option slots: %d with legs, %d spare", len(legs), len(spares))
+    return spares
+
+
 def build(cfg: dict, store, stopper):
     from brokers.commissions import OptionCommission, StockCommission
     from runners.wiring import add_hedging
@@ -153,6 +174,7 @@ def build(cfg: dict, store, stopper):
                                                   per_contract=b["option"]["commission_per_contract"]),
                                  name=name)
         datas.append(d)
+    datas += add_slots(cerebro, cfg, store, stock[0], datas[1:], broker)
     add_hedging(cerebro, cfg)
     stopper.cerebro, stopper.broker, stopper.datas = cerebro, broker, datas
     return cerebro
@@ -215,7 +237,8 @@ def main(argv=None) -> int:
     guards = strat.analyzers.guards.get_analysis()
     broker = stopper.broker
     final = {"cash": round(broker.getcash(), 2),
-             "positions": {str(d.contract.conId): broker.getposition(d).size for d in stopper.datas},
+             "positions": {str(d.contract.conId): broker.getposition(d).size for d in stopper.datas
+                           if d.contract is not None},
              "hedges": len(guards["hedges"]), "blocks": guards["block_reasons"]}
     log.warning("final: %s", json.dumps(final))
     store.stop()

@@ -77,6 +77,7 @@ class IBStore:
         self.heartbeat = heartbeat_seconds
         self._last_push = time.monotonic()
         self.contract_errors = {}                 # conId/reqId -> last error text
+        self.slots = None                         # stores.slots.SlotPlanner (live runner)
 
     # -- Backtrader store protocol ---------------------------------------------------
     def getdata(self, contract, **kwargs):
@@ -106,6 +107,10 @@ class IBStore:
         self.notifs.append((msg, args, kwargs))
 
     def get_notifications(self):
+        """Cerebro calls this once per cycle, between bars: the safe point for
+        ``stores.slots`` to move contracts between option slots."""
+        if self.slots is not None:
+            self.slots.pump()
         out = []
         while self.notifs:
             out.append(self.notifs.popleft())
@@ -203,6 +208,9 @@ class IBStore:
 
     def _subscribe(self, data) -> None:
         contract = data.contract
+        if contract is None:                      # a free option slot: nothing to stream
+            data.set_status_live()
+            return
         if not getattr(contract, "conId", 0):
             got = self.qualify(contract)
             if not got:
@@ -216,6 +224,23 @@ class IBStore:
         ticker.updateEvent += self._on_tick
         data.ticker = ticker
         data.set_status_live()
+
+    def unsubscribe(self, data) -> None:
+        """Stop ``data``'s market data (a slot about to carry another contract)."""
+        ticker = data.ticker
+        data.ticker = None
+        if ticker is None:
+            return
+        ticker.updateEvent -= self._on_tick
+        self._by_ticker.pop(id(ticker), None)
+        con_id = getattr(data.contract, "conId", 0)
+        if self.tickers.get(con_id) is ticker:
+            del self.tickers[con_id]
+        if self.connected:
+            try:
+                self.ib.cancelMktData(ticker.contract)
+            except Exception as exc:              # noqa: BLE001 - a lost cancel is harmless
+                log.warning("cancelMktData %s: %s", ticker.contract.localSymbol, exc)
 
     def _stamp(self, ticker) -> float:
         """The snapshot's time: tick receipt (live) or the exchange's trade time

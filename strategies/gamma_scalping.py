@@ -125,6 +125,12 @@ class GammaScalping(bt.Strategy):
         elif status in _LIVE_OK:
             self._down.discard(data)
 
+    def notify_store(self, msg, *args, **kwargs):
+        if msg == "SLOT_ASSIGNED":
+            # live (stores.slots): a flat option slot now carries another contract; the
+            # contract it held before no longer binds it
+            self._held.pop(args[0], None)
+
     def notify_order(self, order):
         log.debug("order %s %s %s size %s", order.ref, order.getstatusname(),
                   order.data._name, order.executed.size)
@@ -289,6 +295,9 @@ class GammaScalping(bt.Strategy):
                 continue
             ln = self._leg_lines[d]
             strike, expiry = ln.strike[0], ln.expiry[0]
+            if strike != strike or expiry != expiry:
+                ok = False                            # held, contract unknown (a live slot
+                continue                              # awaiting its first quote): fail closed
             contract = None if planned else self._held.get(d)
             if contract is not None and contract != (strike, expiry, ln.right[0]):
                 ok = False                            # the feed's contract changed under us
