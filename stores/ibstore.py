@@ -1,9 +1,9 @@
 """IBStore: one connection to TWS / IB Gateway through ib_insync, in cerebro's thread.
 
 The feeds pump the client's event loop while they wait for data (nothing ever blocks
-waiting for a fill). Every tick of any subscribed instrument becomes one snapshot bar,
-with the same timestamp, on every feed: the strategy always sees the stock and its legs
-at one instant. A dropped socket (or error 1100) marks the feeds CONNBROKEN (the
+waiting for a fill). Every read from the socket that changed any subscribed instrument
+becomes one snapshot bar, with the same timestamp, on every feed: the strategy always
+sees the stock and its legs at one instant. A dropped socket (or error 1100) marks the feeds CONNBROKEN (the
 strategy's E3: no new orders); the store reconnects with backoff, re-qualifies,
 re-subscribes (IB gives new Ticker objects), lets the broker reconcile orders against
 IB's open orders and executions, and the feeds go back to LIVE.
@@ -62,6 +62,8 @@ class IBStore:
         self.ib = ibi.IB()
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnect
+        self.ib.pendingTickersEvent += self._on_batch
+        self._ticked = None                       # a ticker of ours changed in this read
         self.datas = []
         self.broker = None
         self.notifs = collections.deque()
@@ -260,6 +262,17 @@ class IBStore:
     def _on_tick(self, ticker) -> None:
         self.ticks += 1
         self.last_tick_perf = time.perf_counter()
+        self._ticked = ticker
+
+    def _on_batch(self, tickers) -> None:
+        """End of one read from the socket: one snapshot of every feed, however many of
+        their tickers it changed. Per ticker it was N bars of N feeds per quote round
+        (28 candidate legs: ~900 feed loads and as many log lines a round)."""
+        ticker, self._ticked = self._ticked, None
+        if ticker is None:
+            ticker = next((t for t in tickers if id(t) in self._by_ticker), None)
+            if ticker is None:
+                return
         self._last_push = time.monotonic()
         stamp = self._stamp(ticker)
         for d in self.datas:

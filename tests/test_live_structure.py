@@ -2,9 +2,11 @@
 while running (stores.slots), end to end: runners/live.py as a process, the real
 ib_insync client, our paper gateway (ibsim) on 127.0.0.1."""
 import datetime as dt
+import logging
 import math
 import re
 import signal
+import subprocess
 import threading
 import time
 
@@ -15,7 +17,7 @@ from stores.ibclient import ibi
 if ibi is None:
     pytest.skip("neither ib_insync nor ib_async is installed", allow_module_level=True)
 from ibsim.server import SimThread  # noqa: E402
-from test_live import SIM, our_executions, stock_position, wait_for  # noqa: E402
+from test_live import LIVE, SIM, our_executions, stock_position, wait_for  # noqa: E402
 from test_live import Runner as _Runner  # noqa: E402
 
 
@@ -40,6 +42,17 @@ class Runner(_Runner):
 
 BARS_PER_DAY = 78                                  # 5-minute bars in a session
 BAR_SECONDS = 300.0
+
+
+class UnreadRunner(_Runner):
+    """test_live's Runner (stderr read only at stop), logging at DEBUG: a lot of output."""
+
+    def __init__(self, port, *sets):
+        args = LIVE + ["--log-level", "DEBUG", "--set", f"ib.port={port}", "--set", "ib.client_id=17"]
+        for x in sets:
+            args += ["--set", x]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
 
 
 def states(log):
@@ -188,3 +201,59 @@ def test_candidates_follow_the_date_under_manage():
     held = [parse(p["contract"]) for p in state["account"]["positions"] if p["secType"] == "OPT"]
     assert {h[2] for h in held} == {"C", "P"} and len({h[:2] for h in held}) == 1
     books_match(r.final(), state)
+
+
+def test_an_unread_log_pipe_never_stalls_the_engine():
+    """The E1 stall after a roll: the engine's stderr was a pipe nobody read (as in
+    test_live's Runner, or ``live.py 2>&1 | less`` paused); once 64 KiB were queued
+    the engine blocked in a log write with its orders working, and read nothing more.
+    Now log lines go through a bounded queue: lines are dropped (and counted), trading
+    goes on. DEBUG logging fills the pipe within seconds."""
+    with SimThread(SIM) as sim:
+        old = set(option_positions(sim.state()))
+        r = UnreadRunner(sim.port, "gates.strategy.structure.manage=true")
+        assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+        sim.advance(5 * BARS_PER_DAY * BAR_SECONDS)
+        assert wait_for(lambda: all(not option_positions(sim.state()).get(c) for c in old), timeout=60)
+        n = len(our_executions(sim.state()))
+        assert wait_for(lambda: len([e for e in our_executions(sim.state())[n:]
+                                     if e["contract"] == "NVDA"]) >= 3, timeout=90)
+        log = r.stop()
+        state = sim.state()
+    assert r.proc.returncode == 0
+    # the pipe (64 KiB) filled long before the end, and the engine went on deciding
+    # hedges well after that (their lines waited in the engine's log queue)
+    hedges = [m.start() for m in re.finditer(r"hedge [+-]\d+ shares", log)]
+    assert len(log) > 4 * 65536 and hedges and hedges[-1] > 2 * 65536, (len(log), hedges)
+    assert r.final()["positions"]["4815747"] == stock_position(state)
+
+
+def test_log_writer_drops_instead_of_blocking():
+    """The engine's log handler: a stream that does not take writes (a full pipe) costs
+    the caller nothing; the lines that did not fit are counted and said."""
+    from runners.live import LogWriter
+
+    class Stuck:
+        def __init__(self):
+            self.go, self.out = threading.Event(), []
+
+        def write(self, text):
+            self.go.wait()
+            self.out.append(text)
+
+        def flush(self):
+            pass
+
+    stream = Stuck()
+    h = LogWriter(stream, size=10)
+    h.setFormatter(logging.Formatter("%(message)s"))
+    t0 = time.monotonic()
+    for i in range(500):
+        h.emit(logging.makeLogRecord({"msg": f"line {i}", "levelno": logging.INFO}))
+    assert time.monotonic() - t0 < 0.5                       # never waited on the stream
+    assert h.dropped >= 500 - 12
+    stream.go.set()
+    h.emit(logging.makeLogRecord({"msg": "after", "levelno": logging.WARNING}))
+    h.close()
+    text = "".join(stream.out)
+    assert "log line(s) dropped" in text and text.rstrip().endswith("after")
