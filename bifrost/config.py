@@ -67,6 +67,8 @@ SCHEMA: dict = {
         "timestamps": Key("receipt", "enum", choices=("receipt", "exchange")),
         "reconnect_max_seconds": Key(30.0, "number", "seconds > 0", check=_pos),
         "retry_seconds": Key(10.0, "number", "seconds > 0 between tries while TWS is down", check=_pos),
+        "order_timeout_seconds": Key(30.0, "number", "seconds > 0 an order may work before it is cancelled, or null",
+                                     nullable=True, check=_pos),
         "spare_slots": Key(4, "int", "option feeds 0-64 kept free for legs found while running",
                            check=lambda x: 0 <= x <= 64),
     },

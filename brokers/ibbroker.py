@@ -15,6 +15,7 @@ import collections
 import datetime as dt
 import logging
 import math
+import time
 
 import backtrader as bt
 from backtrader.position import Position
@@ -28,7 +29,8 @@ REFUSAL_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 201, 202, 203, 321, 399
 
 
 class IBBroker(bt.BrokerBase):
-    params = (("paper_trade", True), ("order_ref", "bifrost-gamma"), ("order_type", "market"))
+    params = (("paper_trade", True), ("order_ref", "bifrost-gamma"), ("order_type", "market"),
+              ("order_timeout", 30.0))          # wall seconds; None/0 = never cancel
 
     def __init__(self, store=None, **kwargs):
         super().__init__()
@@ -40,6 +42,8 @@ class IBBroker(bt.BrokerBase):
         self.cash = self.startingcash = 0.0
         self._paper_queue = collections.deque()
         self._live = {}               # IB orderId -> (bt order, ib Trade)
+        self._sent_at = {}            # IB orderId -> monotonic time sent
+        self._cancelling = set()      # IB orderIds we asked IB to cancel (timed out)
         self._seen_exec = set()       # execIds already applied
         self._comm_seen = set()       # execIds whose commission was charged
         self.accepting = True         # False after a stop signal: no order leaves
@@ -187,10 +191,10 @@ class IBBroker(bt.BrokerBase):
             ib_order = ibi.MarketOrder(side, qty)
         ib_order.orderRef = self.p.order_ref
         if self.store.last_tick_perf is not None:
-            import time
             self.latencies.append(time.perf_counter() - self.store.last_tick_perf)
         trade = self.store.ib.placeOrder(order.data.contract, ib_order)
         self._live[trade.order.orderId] = (order, trade)
+        self._sent_at[trade.order.orderId] = time.monotonic()
         log.info("sent %s %s %s (orderId %s, ref %s)", side, qty,
                  order.data.contract.localSymbol or order.data.contract.symbol,
                  trade.order.orderId, self.p.order_ref)
@@ -212,6 +216,8 @@ class IBBroker(bt.BrokerBase):
         if not self._loaded:
             self._loaded = True
             self._load_positions()
+        if self._live and self.p.order_timeout:
+            self._cancel_stale(time.monotonic())
         while self._paper_queue:
             order = self._paper_queue.popleft()
             d = order.data
@@ -223,6 +229,29 @@ class IBBroker(bt.BrokerBase):
             size = order.created.size
             comm = self.getcommissioninfo(d).getcommission(size, price)
             self._fill(order, size, price, comm, d.datetime[0])
+
+    def _cancel_stale(self, now: float) -> None:
+        """An order IB has not finished within ``order_timeout`` (never acknowledged, a
+        partial fill whose rest never comes, a limit the market left) is cancelled at IB:
+        its Cancelled status ends it, so E1/E2 never last for ever. A fill racing the
+        cancel is applied as it comes; no answer at all keeps the order working (we do
+        not guess) and is logged again each timeout."""
+        for oid in [o for o in self._sent_at if o not in self._live]:
+            del self._sent_at[oid]
+        for oid, (order, trade) in list(self._live.items()):
+            sent = self._sent_at.get(oid)
+            if sent is None or now - sent < self.p.order_timeout or not order.alive():
+                continue
+            self._sent_at[oid] = now                 # next reminder one timeout later
+            log.error("order %s (%s %s) not done after %.0f s, IB status %r, filled %g of %g: "
+                      "%s", oid, trade.order.action, order.data._name, self.p.order_timeout,
+                      trade.orderStatus.status, abs(order.executed.size), abs(order.created.size),
+                      "cancel sent again" if oid in self._cancelling else "cancelling it at IB")
+            self._cancelling.add(oid)
+            try:
+                self.store.ib.cancelOrder(trade.order)
+            except Exception as exc:                 # noqa: BLE001 - disconnected: reconcile
+                log.warning("cancel of order %s not sent (%s)", oid, exc)
 
     def _fill(self, order, size: float, price: float, comm: float, when: float) -> None:
         d = order.data

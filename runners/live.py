@@ -51,61 +51,6 @@ class Stopper:
             self.cerebro.runstop()
 
 
-class LogWriter(logging.Handler):
-    """Log records reach stderr through a bounded queue and a writer thread, so a slow
-    or stuck reader (a full pipe nobody drains, a paused terminal) never stalls the
-    engine between a tick and its order: it blocked in ``write`` with an order working
-    (E1 for ever). Lines that do not fit are dropped (warnings wait up to a second) and
-    counted; the writer says how many when it catches up."""
-
-    def __init__(self, stream, size: int = 20000):
-        super().__init__()
-        import queue
-        import threading
-        self.stream = stream
-        self.q = queue.Queue(size)
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
-        self._thread.start()
-
-    def emit(self, record):
-        import queue
-        try:
-            line = self.format(record) + "\n"
-            if record.levelno >= logging.WARNING:
-                self.q.put(line, timeout=1.0)
-            else:
-                self.q.put_nowait(line)
-        except queue.Full:
-            self.dropped += 1
-        except Exception:                         # noqa: BLE001 - never raise into the engine
-            self.dropped += 1
-
-    def _run(self):
-        told = 0
-        while True:
-            line = self.q.get()
-            if line is None:
-                return
-            if self.dropped != told:
-                line = (f"--- {self.dropped - told} log line(s) dropped: stderr was not read "
-                        f"fast enough ---\n") + line
-                told = self.dropped
-            try:
-                self.stream.write(line)
-                self.stream.flush()
-            except Exception:                     # noqa: BLE001 - stream gone: keep draining
-                pass
-
-    def close(self):
-        try:
-            self.q.put(None, timeout=5)
-        except Exception:                         # noqa: BLE001
-            pass
-        self._thread.join(5)
-        super().close()
-
-
 def connect_until_up(store, cfg, stopper) -> bool:
     """Try to connect until it works or a signal arrives; never die because IB is down."""
     wait = cfg["ib"]["retry_seconds"]
@@ -213,7 +158,8 @@ def build(cfg: dict, store, stopper):
     cerebro = bt.Cerebro(stdstats=False, runonce=False, preload=False, quicknotify=True)
     b = cfg["broker"]
     broker = store.getbroker(paper_trade=cfg["gates"]["guard"]["risk"]["paper_trade"],
-                             order_ref=cfg["ib"]["order_ref"], order_type=cfg["order"]["order_type"])
+                             order_ref=cfg["ib"]["order_ref"], order_type=cfg["order"]["order_type"],
+                             order_timeout=cfg["ib"]["order_timeout_seconds"])
     cerebro.setbroker(broker)
     cerebro.addstore(store)
     stock_data = store.getdata(stock[0])
@@ -243,6 +189,7 @@ def main(argv=None) -> int:
                    help="ib: our ib_insync store (default); atreyu: atreyu_backtrader_api's IBStore")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
+    from runners.logwriter import LogWriter
     writer = LogWriter(sys.stderr)
     writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), handlers=[writer])

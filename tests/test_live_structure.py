@@ -231,7 +231,7 @@ def test_an_unread_log_pipe_never_stalls_the_engine():
 def test_log_writer_drops_instead_of_blocking():
     """The engine's log handler: a stream that does not take writes (a full pipe) costs
     the caller nothing; the lines that did not fit are counted and said."""
-    from runners.live import LogWriter
+    from runners.logwriter import LogWriter
 
     class Stuck:
         def __init__(self):
@@ -257,3 +257,26 @@ def test_log_writer_drops_instead_of_blocking():
     h.close()
     text = "".join(stream.out)
     assert "log line(s) dropped" in text and text.rstrip().endswith("after")
+
+
+def test_an_order_ib_never_finishes_is_cancelled_and_hedging_resumes():
+    """A partial fill whose rest never comes (E2 for ever before): after
+    ``ib.order_timeout_seconds`` the broker cancels the rest at IB; the order ends
+    Cancelled with its fill kept, the books match, and the engine hedges again."""
+    with SimThread(SIM) as sim:
+        sim.inject("partial_fill", fraction=0.5, rest_after=None, count=1)
+        r = Runner(sim.port, "ib.order_timeout_seconds=2")
+        assert wait_for(lambda: len(our_executions(sim.state())) >= 1, timeout=40)
+        first = our_executions(sim.state())[0]["orderId"]
+        assert wait_for(lambda: next(o for o in sim.state()["orders"] if o["orderId"] == first)["status"]
+                        == "Cancelled", timeout=20)
+        assert wait_for(lambda: any(e["orderId"] != first for e in our_executions(sim.state())), timeout=40)
+        log = r.stop()
+        state = sim.state()
+    assert r.proc.returncode == 0 and "Traceback" not in log
+    order = next(o for o in state["orders"] if o["orderId"] == first)
+    assert 0 < order["filled"] < order["quantity"]
+    assert f"order {first} " in log and "cancelling it at IB" in log
+    assert r.final()["positions"]["4815747"] == stock_position(state)
+    after = log[log.index("cancelling it at IB"):]
+    assert re.search(r"state O\d D\d M\d L\d E0 S\d", after)           # E2 did not last
