@@ -280,3 +280,45 @@ def test_an_order_ib_never_finishes_is_cancelled_and_hedging_resumes():
     assert r.final()["positions"]["4815747"] == stock_position(state)
     after = log[log.index("cancelling it at IB"):]
     assert re.search(r"state O\d D\d M\d L\d E0 S\d", after)           # E2 did not last
+
+
+def test_control_endpoint_trade_books_another_clients_fill():
+    """POST /trade: a fill by "another client" (client 0, no orderRef), at the quote;
+    an API client subscribed to positions sees the new position; bad requests are 400."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def http(port, path, body):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    s = SimThread(SIM)
+    s.start(port=0, control_port=0)
+    try:
+        ib = ibi.IB()
+        ib.connect("127.0.0.1", s.port, clientId=31, timeout=10)
+        leg = next(p["contract"] for p in s.state()["account"]["positions"] if p["secType"] == "OPT")
+        expiry, strike, _ = parse(leg)
+        code, out = http(s.sim.control_port, "/trade", {
+            "contract": {"secType": "OPT", "lastTradeDateOrContractMonth": f"{expiry:%Y%m%d}",
+                         "strike": strike + 5, "right": "P"}, "action": "SELL", "quantity": 3})
+        assert code == 200 and out["execution"]["clientId"] == 0 and out["execution"]["side"] == "SLD"
+        con_id = out["execution"]["conId"]
+        assert wait_for(lambda: any(p.contract.conId == con_id and p.position == -3 for p in ib.positions())
+                        or ib.sleep(0.1), timeout=10)
+        assert option_positions(s.state())[con_id] == -3
+        code, out = http(s.sim.control_port, "/trade", {"contract": {"secType": "OPT", "strike": 3.3},
+                                                         "action": "BUY", "quantity": 1})
+        assert code == 400 and "contract" in out["error"]
+        code, out = http(s.sim.control_port, "/trade", {"contract": {"conId": con_id}, "action": "HOLD",
+                                                         "quantity": 1})
+        assert code == 400 and "action" in out["error"]
+        ib.disconnect()
+    finally:
+        s.stop()
