@@ -87,14 +87,17 @@ class IBBroker(bt.BrokerBase):
     def _on_position(self, p) -> None:
         """Option positions changed outside this engine (a manual trade, an exercise):
         the legs we have feeds for take IB's size, so delta is never computed on a
-        position that is gone; a new leg without a feed is reported (restart to add it)."""
+        position that is gone; a new leg without a feed takes a free option slot
+        (``stores.slots``), or is reported and not hedged when there is none."""
         c = p.contract
         if c.secType != "OPT":
             return                                   # the stock moves with our own fills
         d = self._datas().get(c.conId)
+        adopted = False
         if d is None and p.position and self.store.slots is not None:
             d = self.store.slots.adopt(c)            # a free option slot takes it, if any
             if d is not None:
+                adopted = True
                 self.positions[d] = Position(0.0, 0.0)
         if d is None:
             if p.position:
@@ -109,7 +112,7 @@ class IBBroker(bt.BrokerBase):
             mult = float(getattr(c, "multiplier", "") or 1)
             # not our trade: cash moves at the mark (the cost when unquoted), so value and
             # the day's P&L (the loss breaker) do not jump with another client's trade
-            px = d.close[0] if len(d) and d.close[0] == d.close[0] else p.avgCost / mult
+            px = d.close[0] if not adopted and len(d) and d.close[0] == d.close[0] else p.avgCost / mult
             self.cash -= (p.position - pos.size) * px * mult
             self.positions[d] = Position(p.position, p.avgCost / mult if p.position else 0.0)
             self.store.put_notification("POSITION_CHANGED", c.conId, p.position)

@@ -3,10 +3,10 @@
 The feeds pump the client's event loop while they wait for data (nothing ever blocks
 waiting for a fill). Every read from the socket that changed any subscribed instrument
 becomes one snapshot bar, with the same timestamp, on every feed: the strategy always
-sees the stock and its legs at one instant. A dropped socket (or error 1100) marks the feeds CONNBROKEN (the
-strategy's E3: no new orders); the store reconnects with backoff, re-qualifies,
-re-subscribes (IB gives new Ticker objects), lets the broker reconcile orders against
-IB's open orders and executions, and the feeds go back to LIVE.
+sees the stock and its legs at one instant. A dropped socket (or error 1100) marks the
+feeds CONNBROKEN (the strategy's E3: no new orders); the store reconnects with backoff,
+re-qualifies, re-subscribes (IB gives new Ticker objects), lets the broker reconcile
+orders against IB's open orders and executions, and the feeds go back to LIVE.
 """
 from __future__ import annotations
 
