@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 
 class LogWriter(logging.Handler):
@@ -16,7 +17,10 @@ class LogWriter(logging.Handler):
     def __init__(self, stream, size: int = 20000):
         super().__init__()
         self.stream = stream
-        self.q = queue.Queue(size)
+        # SimpleQueue: put() is reentrant, so a record logged from a signal handler (the
+        # stop signal) that interrupts a put cannot deadlock; queue.Queue's lock would
+        self.q = queue.SimpleQueue()
+        self.size = size
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
@@ -24,12 +28,14 @@ class LogWriter(logging.Handler):
     def emit(self, record):
         try:
             line = self.format(record) + "\n"
-            if record.levelno >= logging.WARNING:
-                self.q.put(line, timeout=1.0)
-            else:
-                self.q.put_nowait(line)
-        except queue.Full:
-            self.dropped += 1
+            if self.q.qsize() >= self.size and record.levelno >= logging.WARNING:
+                end = time.monotonic() + 1.0     # warnings wait a little (no lock held)
+                while self.q.qsize() >= self.size and time.monotonic() < end:
+                    time.sleep(0.01)
+            if self.q.qsize() >= self.size:
+                self.dropped += 1
+                return
+            self.q.put(line)
         except Exception:                         # noqa: BLE001 - never raise into the engine
             self.dropped += 1
 
@@ -50,9 +56,6 @@ class LogWriter(logging.Handler):
                 pass
 
     def close(self):
-        try:
-            self.q.put(None, timeout=5)
-        except Exception:                         # noqa: BLE001
-            pass
+        self.q.put(None)
         self._thread.join(5)
         super().close()

@@ -21,12 +21,27 @@ from test_live import LIVE, SIM, our_executions, stock_position, wait_for  # noq
 from test_live import Runner as _Runner  # noqa: E402
 
 
+_STARTED = []
+
+
+@pytest.fixture(autouse=True)
+def _no_orphans():
+    """A test that fails before ``stop()`` must not leave its engine running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class Runner(_Runner):
     """test_live's Runner, with its stderr read while it runs: an unread pipe fills
     (64 KiB) and would block the engine on its next log line."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        _STARTED.append(self)
         self._err = []
         self._reader = threading.Thread(target=lambda: self._err.extend(self.proc.stderr), daemon=True)
         self._reader.start()
@@ -53,6 +68,7 @@ class UnreadRunner(_Runner):
             args += ["--set", x]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
+        _STARTED.append(self)
 
 
 def states(log):
