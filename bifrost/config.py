@@ -69,6 +69,10 @@ SCHEMA: dict = {
         "retry_seconds": Key(10.0, "number", "seconds > 0 between tries while TWS is down", check=_pos),
         "backfill_bar_minutes": Key(1, "int", "0 (no backfill) or an IB bar size in minutes: 1, 2, 3, 5, 10, 15, 20, 30, 60",
                                     check=lambda x: x in (0, 1, 2, 3, 5, 10, 15, 20, 30, 60)),
+        "order_timeout_seconds": Key(30.0, "number", "seconds > 0 an order may work before it is cancelled, or null",
+                                     nullable=True, check=_pos),
+        "spare_slots": Key(4, "int", "option feeds 0-64 kept free for legs found while running",
+                           check=lambda x: 0 <= x <= 64),
     },
     "greeks": {
         "risk_free_rate": Key(0.05, "number", "a rate per year, -0.1..1", check=lambda x: -0.1 <= x <= 1),

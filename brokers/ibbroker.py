@@ -15,6 +15,7 @@ import collections
 import datetime as dt
 import logging
 import math
+import time
 
 import backtrader as bt
 from backtrader.position import Position
@@ -28,7 +29,8 @@ REFUSAL_CODES = {103, 104, 105, 106, 107, 109, 110, 111, 201, 202, 203, 321, 399
 
 
 class IBBroker(bt.BrokerBase):
-    params = (("paper_trade", True), ("order_ref", "bifrost-gamma"), ("order_type", "market"))
+    params = (("paper_trade", True), ("order_ref", "bifrost-gamma"), ("order_type", "market"),
+              ("order_timeout", 30.0))          # wall seconds; None/0 = never cancel
 
     def __init__(self, store=None, **kwargs):
         super().__init__()
@@ -40,6 +42,8 @@ class IBBroker(bt.BrokerBase):
         self.cash = self.startingcash = 0.0
         self._paper_queue = collections.deque()
         self._live = {}               # IB orderId -> (bt order, ib Trade)
+        self._sent_at = {}            # IB orderId -> monotonic time sent
+        self._cancelling = set()      # IB orderIds we asked IB to cancel (timed out)
         self._seen_exec = set()       # execIds already applied
         self._comm_seen = set()       # execIds whose commission was charged
         self.accepting = True         # False after a stop signal: no order leaves
@@ -83,16 +87,22 @@ class IBBroker(bt.BrokerBase):
     def _on_position(self, p) -> None:
         """Option positions changed outside this engine (a manual trade, an exercise):
         the legs we have feeds for take IB's size, so delta is never computed on a
-        position that is gone; a new leg without a feed is reported (restart to add it)."""
+        position that is gone; a new leg without a feed takes a free option slot
+        (``stores.slots``), or is reported and not hedged when there is none."""
         c = p.contract
         if c.secType != "OPT":
             return                                   # the stock moves with our own fills
         d = self._datas().get(c.conId)
+        adopted = False
+        if d is None and p.position and self.store.slots is not None:
+            d = self.store.slots.adopt(c)            # a free option slot takes it, if any
+            if d is not None:
+                adopted = True
+                self.positions[d] = Position(0.0, 0.0)
         if d is None:
             if p.position:
-                log.warning("new option position %s %s %s x%s has no feed: not hedged until "
-                            "a restart picks it up", c.right, c.strike,
-                            c.lastTradeDateOrContractMonth, p.position)
+                log.warning("new option position %s %s %s x%s has no feed: reported, not hedged",
+                            c.right, c.strike, c.lastTradeDateOrContractMonth, p.position)
                 self.store.put_notification("POSITION_UNTRACKED", c.conId, p.position)
             return
         pos = self.positions[d]
@@ -100,8 +110,19 @@ class IBBroker(bt.BrokerBase):
             log.warning("option position %s changed outside the engine: %s -> %s",
                         c.localSymbol or c.conId, pos.size, p.position)
             mult = float(getattr(c, "multiplier", "") or 1)
+            # not our trade: cash moves at the mark (the cost when unquoted), so value and
+            # the day's P&L (the loss breaker) do not jump with another client's trade
+            px = d.close[0] if not adopted and len(d) and d.close[0] == d.close[0] else p.avgCost / mult
+            self.cash -= (p.position - pos.size) * px * mult
             self.positions[d] = Position(p.position, p.avgCost / mult if p.position else 0.0)
             self.store.put_notification("POSITION_CHANGED", c.conId, p.position)
+
+    def busy(self, data) -> bool:
+        """``data`` holds a position or has an order in flight: its slot must not change."""
+        if self.positions[data].size:
+            return True
+        return (any(o.data is data and o.alive() for o, _ in self._live.values())
+                or any(o.data is data for o in self._paper_queue))
 
     # -- queries ---------------------------------------------------------------------
     def getcash(self):
@@ -153,6 +174,13 @@ class IBBroker(bt.BrokerBase):
             order.reject(self)                       # fail closed: stopping or disconnected
             self.notify(order)
             return order
+        same = getattr(order.data, "bar_matches_contract", None)
+        if same is not None and not same():
+            log.error("order on %s refused: the slot's contract is not the one its bar showed",
+                      order.data._name)
+            order.reject(self)                       # fail closed: never trade an unseen contract
+            self.notify(order)
+            return order
         self.notify(order)
         if self.p.paper_trade:
             self._paper_queue.append(order)
@@ -167,10 +195,10 @@ class IBBroker(bt.BrokerBase):
             ib_order = ibi.MarketOrder(side, qty)
         ib_order.orderRef = self.p.order_ref
         if self.store.last_tick_perf is not None:
-            import time
             self.latencies.append(time.perf_counter() - self.store.last_tick_perf)
         trade = self.store.ib.placeOrder(order.data.contract, ib_order)
         self._live[trade.order.orderId] = (order, trade)
+        self._sent_at[trade.order.orderId] = time.monotonic()
         log.info("sent %s %s %s (orderId %s, ref %s)", side, qty,
                  order.data.contract.localSymbol or order.data.contract.symbol,
                  trade.order.orderId, self.p.order_ref)
@@ -192,6 +220,8 @@ class IBBroker(bt.BrokerBase):
         if not self._loaded:
             self._loaded = True
             self._load_positions()
+        if self._live and self.p.order_timeout:
+            self._cancel_stale(time.monotonic())
         while self._paper_queue:
             order = self._paper_queue.popleft()
             d = order.data
@@ -203,6 +233,29 @@ class IBBroker(bt.BrokerBase):
             size = order.created.size
             comm = self.getcommissioninfo(d).getcommission(size, price)
             self._fill(order, size, price, comm, d.datetime[0])
+
+    def _cancel_stale(self, now: float) -> None:
+        """An order IB has not finished within ``order_timeout`` (never acknowledged, a
+        partial fill whose rest never comes, a limit the market left) is cancelled at IB:
+        its Cancelled status ends it, so E1/E2 never last for ever. A fill racing the
+        cancel is applied as it comes; no answer at all keeps the order working (we do
+        not guess) and is logged again each timeout."""
+        for oid in [o for o in self._sent_at if o not in self._live]:
+            del self._sent_at[oid]
+        for oid, (order, trade) in list(self._live.items()):
+            sent = self._sent_at.get(oid)
+            if sent is None or now - sent < self.p.order_timeout or not order.alive():
+                continue
+            self._sent_at[oid] = now                 # next reminder one timeout later
+            log.error("order %s (%s %s) not done after %.0f s, IB status %r, filled %g of %g: "
+                      "%s", oid, trade.order.action, order.data._name, self.p.order_timeout,
+                      trade.orderStatus.status, abs(order.executed.size), abs(order.created.size),
+                      "cancel sent again" if oid in self._cancelling else "cancelling it at IB")
+            self._cancelling.add(oid)
+            try:
+                self.store.ib.cancelOrder(trade.order)
+            except Exception as exc:                 # noqa: BLE001 - disconnected: reconcile
+                log.warning("cancel of order %s not sent (%s)", oid, exc)
 
     def _fill(self, order, size: float, price: float, comm: float, when: float) -> None:
         d = order.data

@@ -78,7 +78,7 @@ class _IBLive(bt.feed.DataBase):
         self.put_notification(self.DELAYED)
 
     def push_snapshot(self, stamp: float) -> None:
-        if self.ticker is not None:
+        if self.ticker is not None or self.contract is None:     # a free slot: NaN bars
             values = self._values()
             if self.no_data:                          # no quote; the last mark values the position
                 values.update(self._missing(), **self._last_mark())
@@ -156,21 +156,58 @@ class IBStockData(_IBLive):
 
 
 class IBOptionData(_IBLive):
+    """An option slot: its contract is in its lines (strike, expiry ordinal, right).
+    ``contract=None`` makes a free slot (NaN bars, never counted); ``assign`` gives it
+    a contract while running (``stores.slots`` decides when: only when flat)."""
     lines = ("bid", "ask", "iv", "delta", "gamma", "vega", "theta", "strike", "expiry", "right",
              "backfill")
     params = (("multiplier", 100),)
 
     def __init__(self):
         super().__init__()
-        c = self.contract
+        self._await_quote = False
+        self._set_contract(self.contract)
+
+    def _set_contract(self, c) -> None:
+        self.contract = c
+        if c is None:
+            self._strike = self._expiry = self._right = NAN
+            return
         self._strike = float(c.strike)
         self._expiry = float(dt.datetime.strptime(c.lastTradeDateOrContractMonth[:8], "%Y%m%d").toordinal())
         self._right = 1.0 if c.right.upper().startswith("C") else -1.0
         if getattr(c, "multiplier", ""):
             self.p.multiplier = int(float(c.multiplier))
 
+    def assign(self, contract) -> None:
+        """Carry ``contract`` from now on (None: free). Until its first two-sided quote
+        the slot's bars keep NaN contract lines, so a position in it cannot be hedged
+        on a guess (the strategy fails closed on a held leg it cannot price)."""
+        self.ticker = None
+        self._set_contract(contract)
+        self._await_quote = contract is not None
+        self._last_close = NAN                        # the old contract's price is not this one's
+        blank = self._values()                        # bars queued for the old contract: blank
+        self._queue = collections.deque((stamp, blank) for stamp, _ in self._queue)
+
+    def bar_matches_contract(self) -> bool:
+        """The bar the strategy decided on shows this feed's contract (an order on a slot
+        that changed contract since is refused by the broker)."""
+        ln = self.lines
+        return (len(self) > 0 and self.contract is not None and ln.strike[0] == self._strike
+                and ln.expiry[0] == self._expiry and ln.right[0] == self._right)
+
     def _values(self) -> dict:
+        if self.ticker is None:
+            return dict.fromkeys(("open", "high", "low", "close", "volume", "bid", "ask", "iv", "delta",
+                                  "gamma", "vega", "theta", "strike", "expiry", "right"), NAN)
         bid, ask, mid = quote(self.ticker)
+        if self._await_quote:
+            if not (bid == bid and ask == ask):
+                return {**dict.fromkeys(("open", "high", "low", "close", "volume", "iv", "delta",
+                                         "gamma", "vega", "theta", "strike", "expiry", "right"), NAN),
+                        "bid": bid, "ask": ask}
+            self._await_quote = False
         g = self.ticker.modelGreeks
         iv = delta = gamma = vega = theta = NAN
         if g is not None:

@@ -3,6 +3,9 @@
     POST /fault  {"fault": "stale", "seconds": 5}   -> {"ok": true, "fault", "args", "active"}
     POST /clear                                      -> clears every fault
     POST /advance {"seconds": 300}                   -> moves the market clock forward
+    POST /trade  {"contract": {"secType": "OPT", "lastTradeDateOrContractMonth": "20260213",
+                  "strike": 175, "right": "C"}, "action": "BUY", "quantity": 10}
+                                                     -> a fill by "another client" (TWS by hand)
     GET  /state                                      -> IBSim.state()
     GET  /faults                                     -> the active faults
 
@@ -62,6 +65,13 @@ async def _request(sim, reader) -> tuple[int, dict]:
         return 200, sim.state()
     if method == "GET" and path == "/faults":
         return 200, sim.state()["faults"]
+    if method == "POST" and path == "/trade":
+        if not isinstance(payload, dict) or not isinstance(payload.get("contract"), dict):
+            return 400, {"error": "expected a JSON object with a contract object"}
+        try:
+            return 200, sim.manual_trade(payload["contract"], payload.get("action"), payload.get("quantity"))
+        except ValueError as exc:
+            return 400, {"error": str(exc)}
     if method == "POST" and path in ("/fault", "/clear", "/advance"):
         if not isinstance(payload, dict):
             return 400, {"error": "expected a JSON object"}
@@ -79,6 +89,7 @@ async def _request(sim, reader) -> tuple[int, dict]:
             return 200, sim.inject(name, **args)
         except FaultError as exc:
             return 400, {"error": str(exc)}
-    if path in ("/state", "/faults", "/fault", "/clear", "/advance"):
+    if path in ("/state", "/faults", "/fault", "/clear", "/advance", "/trade"):
         return 405, {"error": f"{method} not allowed on {path}"}
-    return 404, {"error": f"no endpoint {path} (GET /state, GET /faults, POST /fault, POST /clear, POST /advance)"}
+    return 404, {"error": f"no endpoint {path} (GET /state, GET /faults, POST /fault, POST /clear, "
+                          f"POST /advance, POST /trade)"}

@@ -214,6 +214,39 @@ class OrderFlow:
         log.info("order %s/%s cancelled (filled %g of %g)", order.client_id, order_id, order.filled, order.quantity)
         self._to_owner(order, msg.order_status(order), msg.error(order_id, 202, "Order Canceled - reason:"))
 
+    def manual_trade(self, contract: dict, action: str, quantity) -> dict:
+        """A trade by "another client" (TWS by hand: client id 0, no orderRef), filled at
+        the quote; every client subscribed to positions/account sees the change, as
+        with TWS. ``contract``: conId, or symbol/secType/lastTradeDateOrContractMonth/
+        strike/right. Raises ValueError on a bad request."""
+        action = str(action or "").upper()
+        if action not in ("BUY", "SELL"):
+            raise ValueError(f"action: got {action!r}, expected BUY or SELL")
+        if (not isinstance(quantity, (int, float)) or isinstance(quantity, bool) or quantity <= 0
+                or quantity != int(quantity)):
+            raise ValueError(f"quantity: got {quantity!r}, expected a whole number > 0")
+        q = {k: contract.get(k) for k in ("conId", "symbol", "secType", "lastTradeDateOrContractMonth",
+                                          "strike", "right", "currency", "localSymbol", "multiplier")
+             if contract.get(k) not in (None, "")}
+        q.setdefault("symbol", self.market.symbol)
+        found = self.market.resolve(q, self.clock.now())
+        if len(found) != 1:
+            raise ValueError(f"contract: {len(found)} instruments match {contract!r}, expected one")
+        order = self._new_order(0, self.ledger.next_valid_id(0), found[0],
+                                {"action": action, "totalQuantity": str(quantity), "orderType": "MKT"})
+        problem = self._validate(order, order.raw)
+        if problem:
+            raise ValueError(problem)
+        self.ledger.add(order)
+        order.status, order.acked = "Submitted", True
+        n = len(self.ledger.executions)
+        self._try_fill(order)
+        if len(self.ledger.executions) == n:
+            order.status = "Cancelled"
+            raise ValueError(f"no quote to fill {found[0].describe()} at")
+        log.warning("manual trade (client 0): %s %g %s", action, quantity, found[0].describe())
+        return {"ok": True, "execution": self.ledger.executions[-1].to_dict()}
+
     def send_open_orders(self, s: Session, client_id: int | None) -> None:
         out = [msg.open_order(o, self.account) + msg.order_status(o)
                for o in self.ledger.open_orders(client_id) if o.acked]

@@ -372,6 +372,10 @@ class SimThread:
     def advance(self, seconds: float) -> None:
         self.call(self.sim.advance, seconds)
 
+    def trade(self, contract: dict, action: str, quantity) -> dict:
+        """A fill by "another client" (``IBSim.manual_trade``)."""
+        return self.call(self.sim.manual_trade, contract, action, quantity)
+
     def stop(self) -> None:
         if self.loop is None or not self.loop.is_running():
             return

@@ -121,6 +121,27 @@ def make_store(cfg: dict):
                    data_retry_seconds=ib["retry_seconds"])
 
 
+def add_slots(cerebro, cfg: dict, store, stock, legs: list, broker) -> list:
+    """``ib.spare_slots`` option feeds with no contract, and the planner that moves
+    contracts between all option feeds while running (``stores.slots``)."""
+    from brokers.commissions import OptionCommission
+    from feeds.ibdata import IBOptionData
+    from stores.slots import SlotPlanner
+    st = cfg["gates"]["strategy"]["structure"]
+    spares = []
+    for i in range(cfg["ib"]["spare_slots"]):
+        d = IBOptionData(store=store, contract=None, multiplier=st["multiplier"])
+        name = f"{cfg['symbol']}-slot{i}"
+        cerebro.adddata(d, name=name)
+        broker.addcommissioninfo(OptionCommission(data=d, mult=float(st["multiplier"]),
+                                                  per_contract=cfg["broker"]["option"]["commission_per_contract"]),
+                                 name=name)
+        spares.append(d)
+    store.slots = SlotPlanner(store, legs + spares, cfg["symbol"], st, st["manage"], stock=stock)
+    log.info("option slots: %d with legs, %d spare", len(legs), len(spares))
+    return spares
+
+
 def build(cfg: dict, store, stopper, strategy=None):
     from brokers.commissions import OptionCommission, StockCommission
     from runners.wiring import add_hedging
@@ -148,7 +169,8 @@ def build(cfg: dict, store, stopper, strategy=None):
     cerebro = bt.Cerebro(stdstats=False, runonce=False, preload=False, quicknotify=True)
     b = cfg["broker"]
     broker = store.getbroker(paper_trade=cfg["gates"]["guard"]["risk"]["paper_trade"],
-                             order_ref=cfg["ib"]["order_ref"], order_type=cfg["order"]["order_type"])
+                             order_ref=cfg["ib"]["order_ref"], order_type=cfg["order"]["order_type"],
+                             order_timeout=cfg["ib"]["order_timeout_seconds"])
     cerebro.setbroker(broker)
     cerebro.addstore(store)
     stock_data = store.getdata(stock[0])
@@ -164,6 +186,7 @@ def build(cfg: dict, store, stopper, strategy=None):
                                                   per_contract=b["option"]["commission_per_contract"]),
                                  name=name)
         datas.append(d)
+    datas += add_slots(cerebro, cfg, store, stock[0], datas[1:], broker)
     add_hedging(cerebro, cfg, strategy)
     stopper.cerebro, stopper.broker, stopper.datas = cerebro, broker, datas
     return cerebro
@@ -206,8 +229,17 @@ def main(argv=None) -> int:
                    help="--store atreyu: an option leg held, e.g. 20260206:170:C (repeatable)")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from runners.logwriter import LogWriter
+    writer = LogWriter(sys.stderr)
+    writer.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO), handlers=[writer])
+    try:
+        return run(args)
+    finally:
+        writer.close()
+
+
+def run(args) -> int:
     try:
         cfg = load_config(args.config, args.sets)
     except ConfigError as exc:
@@ -241,7 +273,8 @@ def main(argv=None) -> int:
     guards = strat.analyzers.guards.get_analysis()
     broker = stopper.broker
     final = {"cash": round(broker.getcash(), 2),
-             "positions": {str(d.contract.conId): broker.getposition(d).size for d in stopper.datas},
+             "positions": {str(d.contract.conId): broker.getposition(d).size for d in stopper.datas
+                           if d.contract is not None},
              "hedges": len(guards["hedges"]), "blocks": guards["block_reasons"]}
     log.warning("final: %s", json.dumps(final))
     store.stop()

@@ -1,12 +1,12 @@
 """IBStore: one connection to TWS / IB Gateway through ib_insync, in cerebro's thread.
 
 The feeds pump the client's event loop while they wait for data (nothing ever blocks
-waiting for a fill). Every tick of any subscribed instrument becomes one snapshot bar,
-with the same timestamp, on every feed: the strategy always sees the stock and its legs
-at one instant. A dropped socket (or error 1100) marks the feeds CONNBROKEN (the
-strategy's E3: no new orders); the store reconnects with backoff, re-qualifies,
-re-subscribes (IB gives new Ticker objects), lets the broker reconcile orders against
-IB's open orders and executions, and the feeds go back to LIVE.
+waiting for a fill). Every read from the socket that changed any subscribed instrument
+becomes one snapshot bar, with the same timestamp, on every feed: the strategy always
+sees the stock and its legs at one instant. A dropped socket (or error 1100) marks the
+feeds CONNBROKEN (the strategy's E3: no new orders); the store reconnects with backoff,
+re-qualifies, re-subscribes (IB gives new Ticker objects), lets the broker reconcile
+orders against IB's open orders and executions, and the feeds go back to LIVE.
 """
 from __future__ import annotations
 
@@ -81,6 +81,8 @@ class IBStore:
             wrapper_log.addFilter(_ExplainedHere())
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnect
+        self.ib.pendingTickersEvent += self._on_batch
+        self._ticked = None                       # a ticker of ours changed in this read
         self.datas = []
         self.broker = None
         self.notifs = collections.deque()
@@ -103,6 +105,7 @@ class IBStore:
         self.no_data = {}                         # conId -> error code (354/10197) while it lasts
         self.data_retry = data_retry_seconds
         self._no_data_retry = 0.0
+        self.slots = None                         # stores.slots.SlotPlanner (live runner)
 
     # -- Backtrader store protocol ---------------------------------------------------
     def getdata(self, contract, **kwargs):
@@ -132,6 +135,10 @@ class IBStore:
         self.notifs.append((msg, args, kwargs))
 
     def get_notifications(self):
+        """Cerebro calls this once per cycle, between bars: the safe point for
+        ``stores.slots`` to move contracts between option slots."""
+        if self.slots is not None:
+            self.slots.pump()
         out = []
         while self.notifs:
             out.append(self.notifs.popleft())
@@ -239,6 +246,9 @@ class IBStore:
 
     def _subscribe(self, data) -> None:
         contract = data.contract
+        if contract is None:                      # a free option slot: nothing to stream
+            data.set_status_live()
+            return
         if not getattr(contract, "conId", 0):
             got = self.qualify(contract)
             if not got:
@@ -253,6 +263,23 @@ class IBStore:
             ticker.updateEvent += self._on_tick
         data.ticker = ticker
         data.set_status_live()
+
+    def unsubscribe(self, data) -> None:
+        """Stop ``data``'s market data (a slot about to carry another contract)."""
+        ticker = data.ticker
+        data.ticker = None
+        if ticker is None:
+            return
+        ticker.updateEvent -= self._on_tick
+        self._by_ticker.pop(id(ticker), None)
+        con_id = getattr(data.contract, "conId", 0)
+        if self.tickers.get(con_id) is ticker:
+            del self.tickers[con_id]
+        if self.connected:
+            try:
+                self.ib.cancelMktData(ticker.contract)
+            except Exception as exc:              # noqa: BLE001 - a lost cancel is harmless
+                log.warning("cancelMktData %s: %s", ticker.contract.localSymbol, exc)
 
     def _stamp(self, ticker) -> float:
         """The snapshot's time: tick receipt (live) or the exchange's trade time
@@ -274,6 +301,17 @@ class IBStore:
             self._data_back(ticker)
         self.ticks += 1
         self.last_tick_perf = time.perf_counter()
+        self._ticked = ticker
+
+    def _on_batch(self, tickers) -> None:
+        """End of one read from the socket: one snapshot of every feed, however many of
+        their tickers it changed. Per ticker it was N bars of N feeds per quote round
+        (28 candidate legs: ~900 feed loads and as many log lines a round)."""
+        ticker, self._ticked = self._ticked, None
+        if ticker is None:
+            ticker = next((t for t in tickers if id(t) in self._by_ticker), None)
+            if ticker is None:
+                return
         self._last_push = time.monotonic()
         stamp = self._stamp(ticker)
         for d in self.datas:
@@ -310,6 +348,10 @@ class IBStore:
             d.push_snapshot(self._last_stamp)
 
     # -- gaps and missing data ---------------------------------------------------------
+    def _streaming(self) -> list:
+        """The feeds that carry a contract (free option slots carry none)."""
+        return [d for d in self.datas if d.contract is not None]
+
     def _backfill(self) -> None:
         """After a reconnect, before re-subscribing: the stock's bars for the gap (and the
         held legs', where IB serves them) queued on every feed as history (``backfill``
@@ -317,7 +359,7 @@ class IBStore:
         strategy never trades on them. A failure only costs the gap, never an order."""
         if not self.backfill_minutes or not self._last_stamp or not self.datas:
             return
-        stock = next((d for d in self.datas if d.contract.secType == "STK"), None)
+        stock = next((d for d in self._streaming() if d.contract.secType == "STK"), None)
         if stock is None:
             return
         try:
@@ -335,7 +377,7 @@ class IBStore:
             log.warning("backfill: no %s bars for the gap %s - %s", stock.contract.symbol,
                         req.since, req.until)
             return
-        legs = [d for d in self.datas if d is not stock and d.contract.conId in held]
+        legs = [d for d in self._streaming() if d is not stock and d.contract.conId in held]
         by_leg = {d: {b[0]: b for b in self._gap_bars(d.contract, req)}
                   for d in legs[:self.backfill_legs]}
         for d in self.datas:
@@ -374,7 +416,7 @@ class IBStore:
         """354/10197: the named feed (all feeds when IB names none) shows no quote until
         ticks return; one plain message per episode, not one per feed or retry."""
         con = getattr(contract, "conId", 0)
-        hit = [d for d in self.datas if not con or d.contract.conId == con]
+        hit = [d for d in self._streaming() if not con or d.contract.conId == con]
         reported = set(self.no_data.values())     # codes whose episode is already told
         new = [d for d in hit if d.contract.conId not in self.no_data]
         for d in hit:
@@ -390,7 +432,7 @@ class IBStore:
         con = self._by_ticker.get(id(ticker))
         if con in self.no_data:
             code = self.no_data.pop(con)
-            for d in self.datas:
+            for d in self._streaming():
                 if d.contract.conId == con:
                     d.no_data = False
                     log.warning("market data for %s is back (after %s)",
@@ -399,7 +441,7 @@ class IBStore:
     def _rerequest_missing(self) -> None:
         """IB does not restart a refused subscription: ask again every ``data_retry``."""
         self._no_data_retry = time.monotonic() + self.data_retry
-        for d in self.datas:
+        for d in self._streaming():
             if d.contract.conId in self.no_data:
                 try:
                     self.ib.cancelMktData(d.contract)

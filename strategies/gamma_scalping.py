@@ -133,6 +133,12 @@ class GammaScalping(bt.Strategy):
         elif status in _LIVE_OK:
             self._down.discard(data)
 
+    def notify_store(self, msg, *args, **kwargs):
+        if msg == "SLOT_ASSIGNED":
+            # live (stores.slots): a flat option slot now carries another contract; the
+            # contract it held before no longer binds it
+            self._held.pop(args[0], None)
+
     def notify_order(self, order):
         if log.isEnabledFor(logging.DEBUG):
             log.debug("order %s %s %s size %s", order.ref, order.getstatusname(),
@@ -332,6 +338,9 @@ class GammaScalping(bt.Strategy):
             if not ln.close.lencount:                 # len(d) == 0: not started yet
                 continue
             strike, expiry = ln.strike.array[i], ln.expiry.array[i]
+            if strike != strike or expiry != expiry:
+                ok = False                            # held, contract unknown (a live slot
+                continue                              # awaiting its first quote): fail closed
             contract = held_contracts.get(d) if held_contracts and not planned else None
             if contract is not None and contract != (strike, expiry, ln.right.array[i]):
                 ok = False                            # the feed's contract changed under us

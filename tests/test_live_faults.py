@@ -535,7 +535,8 @@ class ResubscribeOnce:
             self.sim.inject("error_1101")
             self.at = n
         elif self.at is not None and n >= self.at + 20 and self.handlers is None:
-            self.handlers = [len(d.ticker.updateEvent) for d in strat.datas]
+            self.handlers = [len(d.ticker.updateEvent) for d in strat.datas
+                             if d.ticker is not None]          # free option slots stream nothing
             strat.env.runstop()
 
 
