@@ -96,25 +96,21 @@ class PnLAnalyzer(bt.Analyzer):
         s = self.strategy
         dt, close, position = self._dt, self._close, self._position
         flat = self._flat
-        if self._hedger:
-            flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
-                         s.net_delta, s.net_gamma, self.charged))
-        else:
-            flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
-                         math.nan, math.nan, self.charged))
+        hedger = self._hedger
+        flat.extend((dt.array[dt._idx], close.array[close._idx], s.broker.getvalue(),
+                     s.net_delta if hedger else math.nan, s.net_gamma if hedger else math.nan,
+                     self.charged))
         # close[0] read directly; NaN before an instrument's first bar
         flat.extend([c.array[c._idx] if c.lencount else math.nan for c in self._close_bufs])
         flat.extend([position(d).size for d in self.instruments])
         # the counted legs' greeks, flat (column, delta, gamma, vega, theta, iv): kept
         # as floats, not per-bar dicts, so a year of records adds nothing for the GC
-        n_legs = 0
-        if self._hedger:
-            column, gflat = self.column, self._gflat
-            for d, g in s.leg_greeks.items():
-                gflat.append(column[d])
-                gflat.extend(g)
-                n_legs += 1
-        self._legs_per_bar.append(n_legs)
+        legs = s.leg_greeks if hedger else {}
+        column, gflat = self.column, self._gflat
+        for d, g in legs.items():
+            gflat.append(column[d])
+            gflat.extend(g)
+        self._legs_per_bar.append(len(legs))
 
     # -- the figures -------------------------------------------------------------------
     def _computed(self) -> dict:

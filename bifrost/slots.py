@@ -85,6 +85,15 @@ def plan_slots(slots: list[Slot], wanted: list[Leg], must: list[Leg] = ()) -> Pl
             assign[i] = None
             free.append(i)
     missing = []
+
+    def place(leg) -> None:
+        if not free:
+            missing.append(leg)
+            return
+        i = free.pop(0)
+        assign[i] = leg
+        placed.add(leg)
+
     for leg in dict.fromkeys(must):
         if leg in placed:
             continue
@@ -97,19 +106,8 @@ def plan_slots(slots: list[Slot], wanted: list[Leg], must: list[Leg] = ()) -> Pl
             if spare:
                 placed.discard(slots[spare[0]].leg)
                 free.append(spare[0])
-        if not free:
-            missing.append(leg)
-            continue
-        i = free.pop(0)
-        assign[i] = leg
-        placed.add(leg)
+        place(leg)
     for leg in wanted:
-        if leg in placed:
-            continue
-        if not free:
-            missing.append(leg)
-            continue
-        i = free.pop(0)
-        assign[i] = leg
-        placed.add(leg)
+        if leg not in placed:
+            place(leg)
     return Plan(assign, missing)

@@ -12,8 +12,3 @@ from __future__ import annotations
 def current(line) -> float:
     """``line[0]``, read directly."""
     return line.array[line._idx]
-
-
-def started(line) -> bool:
-    """``len(line) > 0``: the feed has delivered a bar."""
-    return line.lencount > 0

@@ -213,14 +213,13 @@ class GammaScalping(bt.Strategy):
         # now, so the answer is this bar's whenever it is asked
         error = self._broker_error_s is not None and now_s - self._broker_error_s < p.error_retry_seconds
         bid_line, ask_line = self._stock_bidask
+        bid, ask = bid_line.array[bid_line._idx], ask_line.array[ask_line._idx]
         age_line = self._stock_age                   # live feeds say how old the quote is
         self._state_inputs = (n_legs, net_gamma, d_state, tuple(self._returns),
                               iv_sum / n_legs if n_legs else p.volatility,
                               0.0 if age_line is None else age_line.array[age_line._idx],
-                              (bid_line.array[bid_line._idx], ask_line.array[ask_line._idx]),
-                              not self._down and not history, error, working, self._partial,
-                              guards.day_pnl(),
-                              greeks_ok)
+                              bid, ask, not self._down and not history, error, working,
+                              self._partial, guards.day_pnl(), greeks_ok)
         self._state = None
         if log.isEnabledFor(logging.INFO):
             self._log_state_change(stock, net_delta, net_gamma)
@@ -228,9 +227,7 @@ class GammaScalping(bt.Strategy):
             return                                   # nothing to do: no refusal to record
         st = self.state
         code = st.code()
-        bid, ask = self._state_inputs[6]
         now = stock.datetime.datetime(0)
-        guards = self.guards
         reason = states.gate_block(st)
         if reason is not None:
             guards.record_block(now, reason, code, net_delta)
@@ -264,7 +261,7 @@ class GammaScalping(bt.Strategy):
         first asked for (the decision asks only when a hedge is due) from the inputs
         taken at the bar, with the pure functions of ``bifrost.states``."""
         if self._state is None and self._state_inputs is not None:
-            (n_legs, net_gamma, d_state, returns, iv, age_ms, (bid, ask), connected, error,
+            (n_legs, net_gamma, d_state, returns, iv, age_ms, bid, ask, connected, error,
              working, partial, day_pnl, greeks_ok) = self._state_inputs
             p = self.p
             age_ms = age_ms if age_ms == age_ms else 0.0    # no age reported: as fresh as the bar
@@ -299,14 +296,10 @@ class GammaScalping(bt.Strategy):
         while ret and ret[0][0] <= horizon:
             ret.popleft()
 
-    def _greeks(self, d, spot: float, now_num: float):
-        """(delta, gamma, vega, theta, iv) per share: the feed's when it has them, else
+    def _model_greeks(self, d, spot: float, now_num: float):
+        """(delta, gamma, vega, theta, iv) per share for a feed without greeks:
         Black-Scholes on the mid with the implied vol solved from it."""
         ln = self._leg_lines[d]
-        i = ln.delta._idx                             # a feed's lines share one index
-        delta = ln.delta.array[i]
-        if delta == delta:                            # not NaN: the feed brings greeks
-            return delta, ln.gamma.array[i], ln.vega.array[i], ln.theta.array[i], ln.iv.array[i]
         right = int(current(ln.right))
         strike = current(ln.strike)
         tau = (current(ln.expiry) + 16.0 / 24.0 - now_num) / 365.0
@@ -352,7 +345,7 @@ class GammaScalping(bt.Strategy):
             if delta == delta:                        # not NaN: the feed brings greeks
                 g = (delta, ln.gamma.array[i], ln.vega.array[i], ln.theta.array[i], ln.iv.array[i])
             else:
-                g = self._greeks(d, spot, now_num)
+                g = self._model_greeks(d, spot, now_num)
             lg[d] = g
             delta, gamma, iv = g[0], g[1], g[4]
             if not (isfinite(delta) and isfinite(gamma)):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from feeds.arrays import OptionData, StockData
-from feeds.lines import current, started
+from feeds.lines import current
 from feeds.market import bt_num
 import datetime as dt
 
@@ -32,7 +32,7 @@ class Probe(bt.Strategy):
     def next(self):
         for d in self.datas:
             for line in d.lines:
-                if not started(line):
+                if not line.lencount:                   # no bar yet
                     assert len(d) == 0
                     continue
                 a, b = current(line), line[0]

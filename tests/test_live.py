@@ -19,7 +19,7 @@ from runners.backtest import ROOT_DIR  # noqa: E402
 
 LIVE = [sys.executable, str(ROOT_DIR / "runners" / "live.py"), "--config",
         str(ROOT_DIR / "configs" / "sim.yaml")]
-SIM = {"speed": 600, "clock": {"skip_closed": True, "quote_refresh_seconds": 0.25}}
+from conftest import SIM, wait_for  # noqa: E402  (shared by the live tests)
 
 
 class Runner:
@@ -45,23 +45,6 @@ class Runner:
         m = re.search(r"final: (\{.*\})", self.log)
         assert m, self.log[-3000:]
         return json.loads(m.group(1))
-
-
-def wait_for(pred, timeout=20.0, step=0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
-
-
-@pytest.fixture
-def sim():
-    s = SimThread(SIM)
-    s.start()
-    yield s
-    s.stop()
 
 
 def our_executions(state):

@@ -79,7 +79,7 @@ def test_pacing_no_identical_request_within_15_s_and_60_in_10_minutes():
 from stores.ibclient import ibi  # noqa: E402
 
 needs_client = pytest.mark.skipif(ibi is None, reason="neither ib_insync nor ib_async is installed")
-SIM = {"speed": 600, "clock": {"skip_closed": True, "quote_refresh_seconds": 0.25}}
+from conftest import SIM, wait_for  # noqa: E402  (shared by the live tests)
 
 
 def recorder_class(control):
@@ -137,15 +137,6 @@ def run_in_process(port, control, *sets, timeout=90.0):
         store.stop()
     assert not stopper.stopped, "the watchdog stopped the run: the scenario never completed"
     return strat, store
-
-
-@pytest.fixture
-def sim():
-    from ibsim.server import SimThread
-    s = SimThread(SIM)
-    s.start()
-    yield s
-    s.stop()
 
 
 class DropOnce:
@@ -284,15 +275,6 @@ class LiveProcess:
         self.proc.wait(timeout=15)
         self._reader.join(5)
         return self.text()
-
-
-def wait_for(pred, timeout=30.0, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 def our_orders(state):
